@@ -40,7 +40,9 @@ impl FromStr for Scope {
             "admin" => Ok(Scope::Admin),
             "ingest" => Ok(Scope::Ingest),
             "read" => Ok(Scope::Read),
-            other => Err(format!("unknown scope {other:?}; expected admin, ingest or read")),
+            other => Err(format!(
+                "unknown scope {other:?}; expected admin, ingest or read"
+            )),
         }
     }
 }

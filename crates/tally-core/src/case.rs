@@ -85,7 +85,10 @@ impl FromStr for IdentifierCase {
             .map(|(case, _)| *case)
             .ok_or_else(|| {
                 let names: Vec<&str> = ALL_CASES.iter().map(|(_, name)| *name).collect();
-                format!("unknown identifier case {text:?}; expected one of {}", names.join(", "))
+                format!(
+                    "unknown identifier case {text:?}; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -104,23 +107,53 @@ mod tests {
     const TABLE: &[(&str, [&str; 5])] = &[
         (
             "inputTokens",
-            ["input_tokens", "inputTokens", "input-tokens", "inputtokens", "INPUTTOKENS"],
+            [
+                "input_tokens",
+                "inputTokens",
+                "input-tokens",
+                "inputtokens",
+                "INPUTTOKENS",
+            ],
         ),
         (
             "Input-Tokens",
-            ["input_tokens", "inputTokens", "input-tokens", "input-tokens", "INPUT-TOKENS"],
+            [
+                "input_tokens",
+                "inputTokens",
+                "input-tokens",
+                "input-tokens",
+                "INPUT-TOKENS",
+            ],
         ),
         (
             "input_tokens",
-            ["input_tokens", "inputTokens", "input-tokens", "input_tokens", "INPUT_TOKENS"],
+            [
+                "input_tokens",
+                "inputTokens",
+                "input-tokens",
+                "input_tokens",
+                "INPUT_TOKENS",
+            ],
         ),
         (
             "HTTPRequests",
-            ["http_requests", "httpRequests", "http-requests", "httprequests", "HTTPREQUESTS"],
+            [
+                "http_requests",
+                "httpRequests",
+                "http-requests",
+                "httprequests",
+                "HTTPREQUESTS",
+            ],
         ),
         (
             "gpu.seconds v2",
-            ["gpu_seconds_v2", "gpuSecondsV2", "gpu-seconds-v2", "gpu.seconds v2", "GPU.SECONDS V2"],
+            [
+                "gpu_seconds_v2",
+                "gpuSecondsV2",
+                "gpu-seconds-v2",
+                "gpu.seconds v2",
+                "GPU.SECONDS V2",
+            ],
         ),
     ];
 
@@ -143,7 +176,11 @@ mod tests {
 
     #[test]
     fn spellings_meet() {
-        for case in [IdentifierCase::Snake, IdentifierCase::Camel, IdentifierCase::Kebab] {
+        for case in [
+            IdentifierCase::Snake,
+            IdentifierCase::Camel,
+            IdentifierCase::Kebab,
+        ] {
             let a = case.apply("inputTokens");
             assert_eq!(a, case.apply("Input-Tokens"));
             assert_eq!(a, case.apply("input_tokens"));

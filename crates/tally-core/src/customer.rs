@@ -170,30 +170,46 @@ impl CustomerProfile {
             ("document_locale", &self.document_locale),
         ];
         for (field, value) in texts {
-            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_FIELD_LEN) {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_FIELD_LEN)
+            {
                 errors.push(field, Reason::ValueIsTooLong);
             }
         }
         if let Some(email) = &self.email
             && !email.split(',').all(|e| {
                 let e = e.trim();
-                e.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+                e.split_once('@')
+                    .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
             })
         {
             errors.push("email", Reason::InvalidFormat);
         }
-        for (prefix, address) in [("", &self.address), ("shipping_address.", &self.shipping_address)] {
+        for (prefix, address) in [
+            ("", &self.address),
+            ("shipping_address.", &self.shipping_address),
+        ] {
             if let Some(country) = &address.country
                 && !(country.len() == 2 && country.chars().all(|c| c.is_ascii_uppercase()))
             {
                 errors.push(format!("{prefix}country"), Reason::ValueIsInvalid);
             }
         }
-        if self.net_payment_term.is_some_and(|d| !(0..=365).contains(&d)) {
+        if self
+            .net_payment_term
+            .is_some_and(|d| !(0..=365).contains(&d))
+        {
             errors.push("net_payment_term", Reason::ValueIsOutOfRange);
         }
-        if self.invoice_grace_period.is_some_and(|d| !(0..=365).contains(&d)) {
-            errors.push("billing_configuration.invoice_grace_period", Reason::ValueIsOutOfRange);
+        if self
+            .invoice_grace_period
+            .is_some_and(|d| !(0..=365).contains(&d))
+        {
+            errors.push(
+                "billing_configuration.invoice_grace_period",
+                Reason::ValueIsOutOfRange,
+            );
         }
         if self.metadata.len() > MAX_METADATA {
             errors.push("metadata", Reason::ValueIsOutOfRange);

@@ -69,10 +69,16 @@ pub struct NewEvent {
 
 impl EventDraft {
     /// Applies the organization's case policy, fills in the time of receipt and fingerprints the event.
-    pub fn prepare(self, org: OrganizationId, case: IdentifierCase, received_at: Timestamp) -> NewEvent {
+    pub fn prepare(
+        self,
+        org: OrganizationId,
+        case: IdentifierCase,
+        received_at: Timestamp,
+    ) -> NewEvent {
         let key_hash = key_hash(org, self.source.as_deref(), self.transaction_id.as_str());
         let payload_hash = self.payload_hash();
-        let code = Code::parse("code", &case.apply(self.code.as_str())).unwrap_or_else(|_| self.code.clone());
+        let code = Code::parse("code", &case.apply(self.code.as_str()))
+            .unwrap_or_else(|_| self.code.clone());
         let mut changed = code != self.code;
         let properties: Map<String, Value> = if case.is_none() {
             self.properties.clone()
@@ -87,7 +93,8 @@ impl EventDraft {
                 .collect()
         };
         let original = changed.then(|| {
-            serde_json::json!({"code": self.code.as_str(), "properties": self.properties}).to_string()
+            serde_json::json!({"code": self.code.as_str(), "properties": self.properties})
+                .to_string()
         });
         NewEvent {
             key_hash,
@@ -109,7 +116,12 @@ impl EventDraft {
         let mut hasher = Xxh3::new();
         write_str(&mut hasher, self.code.as_str());
         write_opt(&mut hasher, self.subject.as_ref().map(ExternalId::as_str));
-        write_opt(&mut hasher, self.external_subscription_id.as_ref().map(ExternalId::as_str));
+        write_opt(
+            &mut hasher,
+            self.external_subscription_id
+                .as_ref()
+                .map(ExternalId::as_str),
+        );
         match self.timestamp {
             Some(at) => {
                 hasher.update(&[1]);
@@ -119,7 +131,9 @@ impl EventDraft {
         }
         write_opt(
             &mut hasher,
-            self.precise_total_amount_cents.map(|d| d.normalize().to_string()).as_deref(),
+            self.precise_total_amount_cents
+                .map(|d| d.normalize().to_string())
+                .as_deref(),
         );
         write_canonical(&mut hasher, &Value::Object(self.properties.clone()));
         hasher.digest() as i64
@@ -221,11 +235,15 @@ impl fmt::Display for BillingIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BillingIssue::UnknownCode => f.write_str("no billable metric reads this event code"),
-            BillingIssue::CustomerNotFound => f.write_str("no customer has this external_customer_id"),
+            BillingIssue::CustomerNotFound => {
+                f.write_str("no customer has this external_customer_id")
+            }
             BillingIssue::SubscriptionNotFound => {
                 f.write_str("no subscription has this external_subscription_id")
             }
-            BillingIssue::InvalidProperty { metric, problem } => write!(f, "metric {metric}: {problem}"),
+            BillingIssue::InvalidProperty { metric, problem } => {
+                write!(f, "metric {metric}: {problem}")
+            }
         }
     }
 }
@@ -271,9 +289,13 @@ mod tests {
         assert_ne!(base.payload_hash, other.payload_hash);
         let mut timed = draft(json!({"a": 1}));
         timed.timestamp = Some(at);
-        assert_ne!(timed.prepare(ORG, IdentifierCase::None, at).payload_hash, base.payload_hash);
+        assert_ne!(
+            timed.prepare(ORG, IdentifierCase::None, at).payload_hash,
+            base.payload_hash
+        );
         // The time of receipt is not part of the payload: a retry without timestamp is the same event.
-        let later = draft(json!({"a": 1})).prepare(ORG, IdentifierCase::None, Timestamp::from_seconds(9));
+        let later =
+            draft(json!({"a": 1})).prepare(ORG, IdentifierCase::None, Timestamp::from_seconds(9));
         assert_eq!(later.payload_hash, base.payload_hash);
     }
 
@@ -281,16 +303,24 @@ mod tests {
     fn sources_separate_keys() {
         assert_ne!(key_hash(ORG, None, "1"), key_hash(ORG, Some("svc"), "1"));
         assert_ne!(key_hash(ORG, Some("a"), "1"), key_hash(ORG, Some("b"), "1"));
-        assert_ne!(key_hash(ORG, Some("ab"), "c"), key_hash(ORG, Some("a"), "bc"));
+        assert_ne!(
+            key_hash(ORG, Some("ab"), "c"),
+            key_hash(ORG, Some("a"), "bc")
+        );
     }
 
     #[test]
     fn case_policy_rewrites_code_and_keys_and_keeps_the_original() {
-        let event = draft(json!({"Input-Tokens": 3})).prepare(ORG, IdentifierCase::Snake, Timestamp::EPOCH);
+        let event =
+            draft(json!({"Input-Tokens": 3})).prepare(ORG, IdentifierCase::Snake, Timestamp::EPOCH);
         assert_eq!(event.code.as_str(), "input_tokens");
         assert_eq!(event.properties.get("input_tokens"), Some(&json!(3)));
-        let original: Value = serde_json::from_str(event.original.as_deref().expect("original")).expect("json");
-        assert_eq!(original, json!({"code": "inputTokens", "properties": {"Input-Tokens": 3}}));
+        let original: Value =
+            serde_json::from_str(event.original.as_deref().expect("original")).expect("json");
+        assert_eq!(
+            original,
+            json!({"code": "inputTokens", "properties": {"Input-Tokens": 3}})
+        );
         let untouched = draft(json!({"a": 1})).prepare(ORG, IdentifierCase::None, Timestamp::EPOCH);
         assert_eq!(untouched.original, None);
     }

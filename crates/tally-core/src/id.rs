@@ -144,8 +144,14 @@ mod tests {
     #[test]
     fn ulid_of_known_value() {
         // 2^128 - 1 is the largest ULID, 7ZZZZZZZZZZZZZZZZZZZZZZZZZ by the ULID spec.
-        assert_eq!(ulid_string(Uuid::from_u128(u128::MAX)), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
-        assert_eq!(ulid_string(Uuid::from_u128(1)), "00000000000000000000000001");
+        assert_eq!(
+            ulid_string(Uuid::from_u128(u128::MAX)),
+            "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        );
+        assert_eq!(
+            ulid_string(Uuid::from_u128(1)),
+            "00000000000000000000000001"
+        );
     }
 
     #[test]

@@ -46,7 +46,11 @@ const NAMES: [(AggregationType, Option<&str>, Option<&str>); 8] = [
     (AggregationType::Max, Some("max_agg"), Some("MAX")),
     (AggregationType::Min, None, Some("MIN")),
     (AggregationType::Avg, None, Some("AVG")),
-    (AggregationType::UniqueCount, Some("unique_count_agg"), Some("UNIQUE_COUNT")),
+    (
+        AggregationType::UniqueCount,
+        Some("unique_count_agg"),
+        Some("UNIQUE_COUNT"),
+    ),
     (AggregationType::Latest, Some("latest_agg"), Some("LATEST")),
     (AggregationType::WeightedSum, Some("weighted_sum_agg"), None),
 ];
@@ -277,8 +281,8 @@ impl MetricDefinition {
         }
         let rewrite = |text: &str| case.apply(text).into_owned();
         self.code = Code::parse("code", &rewrite(self.code.as_str())).unwrap_or(self.code);
-        self.event_type =
-            Code::parse("event_type", &rewrite(self.event_type.as_str())).unwrap_or(self.event_type);
+        self.event_type = Code::parse("event_type", &rewrite(self.event_type.as_str()))
+            .unwrap_or(self.event_type);
         self.field = self.field.map(|path| path.map_keys(rewrite));
         for filter in &mut self.filters {
             filter.key = rewrite(&filter.key);
@@ -318,7 +322,11 @@ impl MetricDefinition {
             distinct: None,
             group: GroupKey::from_properties(&self.dimensions(), properties),
         };
-        if let Some(path) = self.field.as_ref().filter(|_| self.aggregation.needs_field()) {
+        if let Some(path) = self
+            .field
+            .as_ref()
+            .filter(|_| self.aggregation.needs_field())
+        {
             let raw = path.resolve(properties).filter(|v| !v.is_null());
             let raw = raw.ok_or_else(|| Unbillable::MissingProperty(path.to_json_path()))?;
             if self.aggregation == AggregationType::UniqueCount {
@@ -391,7 +399,10 @@ pub struct GroupKey(String);
 
 impl GroupKey {
     /// Builds the key for a metric's dimensions from event properties.
-    pub fn from_properties(dims: &BTreeMap<String, PropertyPath>, props: &Map<String, Value>) -> Self {
+    pub fn from_properties(
+        dims: &BTreeMap<String, PropertyPath>,
+        props: &Map<String, Value>,
+    ) -> Self {
         if dims.is_empty() {
             return GroupKey(String::new());
         }
@@ -449,8 +460,14 @@ mod tests {
 
     #[test]
     fn names_map_both_ways() {
-        assert_eq!(AggregationType::from_lago("sum_agg"), Some(AggregationType::Sum));
-        assert_eq!(AggregationType::from_openmeter("SUM"), Some(AggregationType::Sum));
+        assert_eq!(
+            AggregationType::from_lago("sum_agg"),
+            Some(AggregationType::Sum)
+        );
+        assert_eq!(
+            AggregationType::from_openmeter("SUM"),
+            Some(AggregationType::Sum)
+        );
         assert_eq!(AggregationType::from_lago("AVG"), None);
         assert_eq!(AggregationType::Avg.lago_name(), None);
         assert_eq!(AggregationType::WeightedSum.openmeter_name(), None);
@@ -461,7 +478,13 @@ mod tests {
 
     #[test]
     fn rounding_follows_the_table() {
-        let r = |function, precision, input: &str| Rounding { function, precision }.apply(dec(input));
+        let r = |function, precision, input: &str| {
+            Rounding {
+                function,
+                precision,
+            }
+            .apply(dec(input))
+        };
         use RoundingFunction::*;
         assert_eq!(r(Round, 0, "2.5"), dec("3"));
         assert_eq!(r(Round, 0, "-2.5"), dec("-3"));
@@ -498,8 +521,10 @@ mod tests {
             key: "region".into(),
             values: vec!["eu".into()],
         });
-        m.group_by
-            .insert("model".into(), PropertyPath::parse_json_path("$.llm.model").expect("path"));
+        m.group_by.insert(
+            "model".into(),
+            PropertyPath::parse_json_path("$.llm.model").expect("path"),
+        );
         let props = json!({"tokens": "12.5", "region": "eu", "llm": {"model": "m1"}});
         let reading = m
             .read(props.as_object().expect("object"), Timestamp::EPOCH)
@@ -527,7 +552,10 @@ mod tests {
         let props = json!({});
         let props = props.as_object().expect("object");
         assert_eq!(m.read(props, Timestamp::from_seconds(99)), Ok(None));
-        let reading = m.read(props, Timestamp::from_seconds(100)).expect("ok").expect("some");
+        let reading = m
+            .read(props, Timestamp::from_seconds(100))
+            .expect("ok")
+            .expect("some");
         assert_eq!(reading.value, None);
         assert_eq!(reading.group, GroupKey::default());
     }

@@ -98,6 +98,12 @@ mod tests {
         let last = PageMeta::new(Page::new(Some(4), Some(20)), 70);
         assert_eq!(last.next_page, None);
         assert_eq!(PageMeta::new(Page::default(), 0).current_page, 0);
-        assert_eq!(Page::new(Some(0), Some(5000)), Page { number: 1, per_page: 1000 });
+        assert_eq!(
+            Page::new(Some(0), Some(5000)),
+            Page {
+                number: 1,
+                per_page: 1000
+            }
+        );
     }
 }

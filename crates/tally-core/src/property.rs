@@ -85,7 +85,10 @@ impl PropertyPath {
     pub fn to_json_path(&self) -> String {
         let mut out = String::from("$");
         for key in &self.keys {
-            if key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            if key
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
                 out.push('.');
                 out.push_str(key);
             } else {

@@ -70,7 +70,8 @@ impl Timestamp {
 
     /// Renders RFC 3339 in UTC with whole seconds (`2026-01-31T23:59:59Z`), as Lago renders most times.
     pub fn to_rfc3339_seconds(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Secs, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 
     /// Renders RFC 3339 in UTC with microseconds, losing nothing.
@@ -141,7 +142,10 @@ mod tests {
         assert_eq!(lago(json!("1651240791")), Some(1_651_240_791_000_000));
         let fraction: Value = serde_json::from_str("1651240791.123456").expect("json");
         assert_eq!(lago(fraction), Some(1_651_240_791_123_456));
-        assert_eq!(lago(json!("1651240791.1234567")), Some(1_651_240_791_123_456));
+        assert_eq!(
+            lago(json!("1651240791.1234567")),
+            Some(1_651_240_791_123_456)
+        );
         assert_eq!(
             lago(json!("2022-04-29T14:39:51.5+02:00")),
             Some(1_651_235_991_500_000)

@@ -61,7 +61,10 @@ pub fn window_start(at: Timestamp, size: WindowSize, tz: Tz) -> Timestamp {
             }
             .unwrap_or(naive);
             let offset = local.naive_local() - local.naive_utc();
-            Timestamp::from_datetime(DateTime::<Utc>::from_naive_utc_and_offset(truncated - offset, Utc))
+            Timestamp::from_datetime(DateTime::<Utc>::from_naive_utc_and_offset(
+                truncated - offset,
+                Utc,
+            ))
         }
         WindowSize::Day => local_midnight(local.date_naive().and_hms_opt(0, 0, 0), tz, at),
     }
@@ -78,8 +81,15 @@ pub fn next_window(start: Timestamp, size: WindowSize, tz: Tz) -> Timestamp {
         }
         WindowSize::Day => {
             let local = start.to_datetime().with_timezone(&tz);
-            let next_day = local.date_naive().succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0));
-            local_midnight(next_day, tz, Timestamp::from_micros(start.micros() + 86_400 * MICROS_PER_SECOND))
+            let next_day = local
+                .date_naive()
+                .succ_opt()
+                .and_then(|d| d.and_hms_opt(0, 0, 0));
+            local_midnight(
+                next_day,
+                tz,
+                Timestamp::from_micros(start.micros() + 86_400 * MICROS_PER_SECOND),
+            )
         }
     }
 }
@@ -106,7 +116,12 @@ fn local_midnight(naive: Option<NaiveDateTime>, tz: Tz, fallback: Timestamp) -> 
 }
 
 /// Cuts `[from, to)` into consecutive windows, the first and last clipped to the range.
-pub fn windows(from: Timestamp, to: Timestamp, size: WindowSize, tz: Tz) -> Vec<(Timestamp, Timestamp)> {
+pub fn windows(
+    from: Timestamp,
+    to: Timestamp,
+    size: WindowSize,
+    tz: Tz,
+) -> Vec<(Timestamp, Timestamp)> {
     let mut out = Vec::new();
     let mut start = from;
     while start < to {
@@ -171,7 +186,9 @@ pub fn decompose_windows(windows: &[(Timestamp, Timestamp)]) -> Vec<Span> {
     for &(from, to) in windows {
         for span in decompose(from, to) {
             match spans.last_mut() {
-                Some(last) if last.source == span.source && last.to == span.from => last.to = span.to,
+                Some(last) if last.source == span.source && last.to == span.from => {
+                    last.to = span.to
+                }
                 _ => spans.push(span),
             }
         }
@@ -184,7 +201,12 @@ fn split(from: Timestamp, to: Timestamp, unit_seconds: i64, out: &mut Vec<Span>)
         return;
     }
     let unit = unit_seconds * MICROS_PER_SECOND;
-    let inner_from = from.micros().div_euclid(unit) * unit + if from.micros().rem_euclid(unit) == 0 { 0 } else { unit };
+    let inner_from = from.micros().div_euclid(unit) * unit
+        + if from.micros().rem_euclid(unit) == 0 {
+            0
+        } else {
+            unit
+        };
     let inner_to = to.micros().div_euclid(unit) * unit;
     let (source, smaller) = match unit_seconds {
         3600 => (Source::Hour, Some(60)),
@@ -192,7 +214,11 @@ fn split(from: Timestamp, to: Timestamp, unit_seconds: i64, out: &mut Vec<Span>)
     };
     let edge = |a: Timestamp, b: Timestamp, out: &mut Vec<Span>| match smaller {
         Some(next) => split(a, b, next, out),
-        None if a < b => out.push(Span { source: Source::Raw, from: a, to: b }),
+        None if a < b => out.push(Span {
+            source: Source::Raw,
+            from: a,
+            to: b,
+        }),
         None => {}
     };
     if inner_from < inner_to {
@@ -210,7 +236,9 @@ fn split(from: Timestamp, to: Timestamp, unit_seconds: i64, out: &mut Vec<Span>)
 
 /// Finds the index of the window containing `at` among sorted, contiguous windows.
 pub fn window_index(windows: &[(Timestamp, Timestamp)], at: Timestamp) -> Option<usize> {
-    let index = windows.partition_point(|(start, _)| *start <= at).checked_sub(1)?;
+    let index = windows
+        .partition_point(|(start, _)| *start <= at)
+        .checked_sub(1)?;
     (at < windows[index].1).then_some(index)
 }
 
@@ -226,7 +254,12 @@ mod tests {
     fn day_windows_follow_local_midnight_across_dst() {
         // Europe/Paris leaves summer time on 2026-10-25: that day lasts 25 hours.
         let tz: Tz = "Europe/Paris".parse().expect("zone");
-        let ws = windows(ts("2026-10-24T22:00:00Z"), ts("2026-10-26T23:00:00Z"), WindowSize::Day, tz);
+        let ws = windows(
+            ts("2026-10-24T22:00:00Z"),
+            ts("2026-10-26T23:00:00Z"),
+            WindowSize::Day,
+            tz,
+        );
         assert_eq!(
             ws,
             vec![
@@ -254,22 +287,37 @@ mod tests {
         let spans = decompose(ts("2026-01-01T00:59:30Z"), ts("2026-01-01T03:01:10Z"));
         let got: Vec<(Source, String, String)> = spans
             .iter()
-            .map(|s| (s.source, s.from.to_rfc3339_seconds(), s.to.to_rfc3339_seconds()))
+            .map(|s| {
+                (
+                    s.source,
+                    s.from.to_rfc3339_seconds(),
+                    s.to.to_rfc3339_seconds(),
+                )
+            })
             .collect();
         let want = vec![
             (Source::Raw, "2026-01-01T00:59:30Z", "2026-01-01T01:00:00Z"),
             (Source::Hour, "2026-01-01T01:00:00Z", "2026-01-01T03:00:00Z"),
-            (Source::Minute, "2026-01-01T03:00:00Z", "2026-01-01T03:01:00Z"),
+            (
+                Source::Minute,
+                "2026-01-01T03:00:00Z",
+                "2026-01-01T03:01:00Z",
+            ),
             (Source::Raw, "2026-01-01T03:01:00Z", "2026-01-01T03:01:10Z"),
         ];
-        let want: Vec<(Source, String, String)> =
-            want.into_iter().map(|(s, a, b)| (s, a.to_string(), b.to_string())).collect();
+        let want: Vec<(Source, String, String)> = want
+            .into_iter()
+            .map(|(s, a, b)| (s, a.to_string(), b.to_string()))
+            .collect();
         assert_eq!(got, want);
     }
 
     #[test]
     fn finds_windows() {
-        let ws = vec![(Timestamp::from_seconds(0), Timestamp::from_seconds(10)), (Timestamp::from_seconds(10), Timestamp::from_seconds(20))];
+        let ws = vec![
+            (Timestamp::from_seconds(0), Timestamp::from_seconds(10)),
+            (Timestamp::from_seconds(10), Timestamp::from_seconds(20)),
+        ];
         assert_eq!(window_index(&ws, Timestamp::from_seconds(0)), Some(0));
         assert_eq!(window_index(&ws, Timestamp::from_seconds(10)), Some(1));
         assert_eq!(window_index(&ws, Timestamp::from_seconds(20)), None);

@@ -1,1 +1,186 @@
-//! placeholder
+//! tally's storage: the [`Store`] trait in domain terms, and its embedded SQLite implementation.
+//!
+//! The store owns every transaction and every invariant that money depends on: idempotency keys are
+//! enforced by the database, rollups are written in the same transaction as the events they count, and
+//! every write is all-or-nothing. Callers never see SQL; a PostgreSQL implementation slots in behind the
+//! same trait.
+#![warn(missing_docs)]
+
+mod error;
+pub mod sqlite;
+mod types;
+
+pub use error::{StoreError, StoreResult};
+pub use types::*;
+
+use async_trait::async_trait;
+use tally_core::apikey::{ApiKey, Scope};
+use tally_core::customer::{Customer, CustomerProfile};
+use tally_core::event::NewEvent;
+use tally_core::id::{ApiKeyId, ExternalId, OrganizationId};
+use tally_core::metric::MetricDefinition;
+use tally_core::organization::{Organization, OrganizationPatch};
+use tally_core::page::Page;
+
+/// Everything tally persists, in domain terms.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers and is migrated (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Returns the organization that owns the database's first API key, creating a default
+    /// organization when there is none.
+    async fn default_organization(&self) -> StoreResult<Organization>;
+
+    /// Reads an organization.
+    async fn organization(&self, org: OrganizationId) -> StoreResult<Organization>;
+
+    /// Changes an organization's settings.
+    async fn update_organization(
+        &self,
+        org: OrganizationId,
+        patch: OrganizationPatch,
+    ) -> StoreResult<Organization>;
+
+    /// Stores a new API key by the digest of its secret.
+    async fn create_api_key(
+        &self,
+        org: OrganizationId,
+        name: &str,
+        scope: Scope,
+        prefix: &str,
+        secret_hash: [u8; 32],
+    ) -> StoreResult<ApiKey>;
+
+    /// Finds a live (not revoked) key by the digest of its secret.
+    async fn api_key_by_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<ApiKey>>;
+
+    /// Lists every key, revoked ones included.
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+
+    /// Revokes a key; revoking twice is harmless.
+    async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey>;
+
+    /// Creates a customer, or changes the live customer with that external id.
+    async fn upsert_customer(
+        &self,
+        org: OrganizationId,
+        external_id: ExternalId,
+        change: CustomerChange,
+    ) -> StoreResult<Customer>;
+
+    /// Reads a live customer.
+    async fn customer(
+        &self,
+        org: OrganizationId,
+        external_id: &ExternalId,
+    ) -> StoreResult<Customer>;
+
+    /// Lists live customers, oldest first.
+    async fn list_customers(
+        &self,
+        org: OrganizationId,
+        filter: &CustomerFilter,
+        page: Page,
+    ) -> StoreResult<Listed<Customer>>;
+
+    /// Deletes a customer (its row is kept for history; the external id becomes free).
+    async fn delete_customer(
+        &self,
+        org: OrganizationId,
+        external_id: &ExternalId,
+    ) -> StoreResult<Customer>;
+
+    /// Creates a billable metric and counts the events already stored for it.
+    async fn create_metric(
+        &self,
+        org: OrganizationId,
+        definition: MetricDefinition,
+    ) -> StoreResult<Metric>;
+
+    /// Replaces a metric's definition; rollups are recomputed when what it counts changes.
+    async fn update_metric(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        definition: MetricDefinition,
+    ) -> StoreResult<Metric>;
+
+    /// Reads a live metric by code.
+    async fn metric(&self, org: OrganizationId, code: &str) -> StoreResult<Metric>;
+
+    /// Reads a live metric by id.
+    async fn metric_by_id(&self, org: OrganizationId, id: uuid::Uuid) -> StoreResult<Metric>;
+
+    /// Lists live metrics, oldest first.
+    async fn list_metrics(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<Metric>>;
+
+    /// Deletes a metric and its rollups.
+    async fn delete_metric(&self, org: OrganizationId, code: &str) -> StoreResult<Metric>;
+
+    /// Records events durably. Returns one outcome per event, in order, once committed. With
+    /// [`Atomicity::AllOrNothing`], a conflict anywhere stores nothing.
+    async fn record_events(
+        &self,
+        org: OrganizationId,
+        events: Vec<NewEvent>,
+        atomicity: Atomicity,
+    ) -> StoreResult<Vec<EventOutcome>>;
+
+    /// Finds a Lago event by transaction id, or a CloudEvent by (source, id).
+    async fn event(
+        &self,
+        org: OrganizationId,
+        source: Option<&str>,
+        transaction_id: &str,
+    ) -> StoreResult<StoredEvent>;
+
+    /// Lists events, newest first.
+    async fn list_events(
+        &self,
+        org: OrganizationId,
+        filter: &EventFilter,
+        page: Page,
+    ) -> StoreResult<Listed<StoredEvent>>;
+
+    /// Aggregates a metric over a range, by window, subject and group.
+    async fn query_usage(
+        &self,
+        org: OrganizationId,
+        query: &UsageQuery,
+    ) -> StoreResult<Vec<UsageRow>>;
+
+    /// Recomputes every rollup of the organization from raw events and reports what differed.
+    async fn rebuild_rollups(&self, org: OrganizationId) -> StoreResult<RebuildReport>;
+
+    /// Returns every rollup row of the organization, in key order (for verification and tests).
+    async fn rollup_rows(&self, org: OrganizationId) -> StoreResult<Vec<RollupRow>>;
+
+    /// Finishes queued writes and stops the writer.
+    async fn close(&self);
+}
+
+/// What to change on a customer: the new descriptive fields (the caller merges the patch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerChange {
+    /// The complete profile to store.
+    pub profile: CustomerProfile,
+}
+
+impl CustomerChange {
+    /// Wraps a profile.
+    pub fn new(profile: CustomerProfile) -> Self {
+        CustomerChange { profile }
+    }
+}
+
+/// Filters for [`Store::list_customers`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerFilter {
+    /// Substring of name, email or external id.
+    pub search_term: Option<String>,
+    /// Any of these currencies.
+    pub currencies: Vec<String>,
+    /// Any of these countries.
+    pub countries: Vec<String>,
+}

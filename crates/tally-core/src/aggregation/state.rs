@@ -132,7 +132,11 @@ impl AggState {
         }
     }
 
-    fn weighted_sum(&self, (from, to): (Timestamp, Timestamp), initial: Decimal) -> Option<Decimal> {
+    fn weighted_sum(
+        &self,
+        (from, to): (Timestamp, Timestamp),
+        initial: Decimal,
+    ) -> Option<Decimal> {
         let duration = seconds_between(from, to);
         if duration <= Decimal::ZERO {
             return None;
@@ -146,7 +150,11 @@ impl AggState {
     }
 }
 
-fn merge_option(a: Option<Decimal>, b: Option<Decimal>, pick: fn(Decimal, Decimal) -> Decimal) -> Option<Decimal> {
+fn merge_option(
+    a: Option<Decimal>,
+    b: Option<Decimal>,
+    pick: fn(Decimal, Decimal) -> Decimal,
+) -> Option<Decimal> {
     match (a, b) {
         (Some(a), Some(b)) => Some(pick(a, b)),
         (a, b) => a.or(b),
@@ -171,9 +179,12 @@ mod tests {
     fn hand_computed_states() {
         // Period [0 s, 100 s); events +10 at 20 s, +5 at 60 s, -3 at 60 s (ingested later).
         let mut s = AggState::new(Timestamp::from_seconds(0));
-        s.add(Timestamp::from_seconds(20), 1, Some(dec("10"))).expect("add");
-        s.add(Timestamp::from_seconds(60), 2, Some(dec("5"))).expect("add");
-        s.add(Timestamp::from_seconds(60), 3, Some(dec("-3"))).expect("add");
+        s.add(Timestamp::from_seconds(20), 1, Some(dec("10")))
+            .expect("add");
+        s.add(Timestamp::from_seconds(60), 2, Some(dec("5")))
+            .expect("add");
+        s.add(Timestamp::from_seconds(60), 3, Some(dec("-3")))
+            .expect("add");
         let span = (Timestamp::from_seconds(0), Timestamp::from_seconds(100));
         let units = |agg| s.units(agg, span, Decimal::ZERO);
         assert_eq!(units(AggregationType::Count), Some(dec("3")));
@@ -185,15 +196,20 @@ mod tests {
         // Running total: 0 for 20 s, 10 for 40 s, 12 for 40 s → (0 + 400 + 480) / 100 = 8.8
         assert_eq!(units(AggregationType::WeightedSum), Some(dec("8.8")));
         // With 4 units already in force at the start: 8.8 + 4 = 12.8
-        assert_eq!(s.units(AggregationType::WeightedSum, span, dec("4")), Some(dec("12.8")));
+        assert_eq!(
+            s.units(AggregationType::WeightedSum, span, dec("4")),
+            Some(dec("12.8"))
+        );
     }
 
     #[test]
     fn merging_shifts_origins() {
         let mut a = AggState::new(Timestamp::from_seconds(0));
-        a.add(Timestamp::from_seconds(20), 1, Some(dec("10"))).expect("add");
+        a.add(Timestamp::from_seconds(20), 1, Some(dec("10")))
+            .expect("add");
         let mut b = AggState::new(Timestamp::from_seconds(50));
-        b.add(Timestamp::from_seconds(60), 2, Some(dec("2"))).expect("add");
+        b.add(Timestamp::from_seconds(60), 2, Some(dec("2")))
+            .expect("add");
         a.merge(&b).expect("merge");
         // Σ v(t − 0) = 10·20 + 2·60 = 320
         assert_eq!(a.weighted, dec("320"));
@@ -205,6 +221,9 @@ mod tests {
         let s = AggState::new(Timestamp::EPOCH);
         let span = (Timestamp::EPOCH, Timestamp::from_seconds(10));
         assert_eq!(s.units(AggregationType::Sum, span, Decimal::ZERO), None);
-        assert_eq!(s.units(AggregationType::WeightedSum, span, Decimal::ZERO), Some(Decimal::ZERO));
+        assert_eq!(
+            s.units(AggregationType::WeightedSum, span, Decimal::ZERO),
+            Some(Decimal::ZERO)
+        );
     }
 }

@@ -24,16 +24,23 @@ pub struct DistinctEvent {
 
 /// Counts distinct values over the given events (in any order), by the rule for `recurring` metrics
 /// or for the others.
-pub fn unique_count<'a>(events: impl IntoIterator<Item = &'a DistinctEvent>, recurring: bool) -> u64 {
+pub fn unique_count<'a>(
+    events: impl IntoIterator<Item = &'a DistinctEvent>,
+    recurring: bool,
+) -> u64 {
     if recurring {
         let mut last: HashMap<&str, (Timestamp, i64, Operation)> = HashMap::new();
         for e in events {
-            let entry = last.entry(e.value.as_str()).or_insert((e.at, e.seq, e.operation));
+            let entry = last
+                .entry(e.value.as_str())
+                .or_insert((e.at, e.seq, e.operation));
             if (e.at, e.seq) >= (entry.0, entry.1) {
                 *entry = (e.at, e.seq, e.operation);
             }
         }
-        last.values().filter(|(_, _, op)| *op == Operation::Add).count() as u64
+        last.values()
+            .filter(|(_, _, op)| *op == Operation::Add)
+            .count() as u64
     } else {
         let mut added: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for e in events {

@@ -1,0 +1,28 @@
+//! One module per command.
+
+pub mod case;
+pub mod keys;
+pub mod migrate;
+pub mod rollups;
+pub mod serve;
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use tally_store::Store;
+use tally_store::sqlite::{DatabaseUrl, Durability, SqliteOptions, SqliteStore};
+
+/// Opens the store a database URL names.
+pub fn open_store(url: &str, durability: Durability, migrate: bool) -> Result<Arc<dyn Store>> {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Sqlite(path) => {
+            let mut options = SqliteOptions::new(path);
+            options.durability = durability;
+            options.migrate = migrate;
+            Ok(Arc::new(SqliteStore::open(&options)?))
+        }
+        DatabaseUrl::Postgres(_) => {
+            bail!("the PostgreSQL backend is not built yet; use sqlite://PATH (see README)")
+        }
+    }
+}

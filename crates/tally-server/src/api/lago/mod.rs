@@ -1,0 +1,6 @@
+//! Lago v1 REST routes.
+
+pub mod billable_metrics;
+pub mod customers;
+pub mod events;
+pub mod organizations;

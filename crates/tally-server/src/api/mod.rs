@@ -1,0 +1,109 @@
+//! The HTTP API: Lago v1 and OpenMeter v1 routes under `/api/v1`, health and metrics outside it, and
+//! the OpenAPI 3.1 document generated from the same route definitions.
+
+pub mod fields;
+pub mod health;
+pub mod lago;
+pub mod openmeter;
+pub mod query;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::{is_openmeter, require_key};
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// Bodies larger than this are refused on ordinary routes (a 100-event Lago batch fits easily).
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// Bodies larger than this are refused on `POST /api/v1/events/bulk`.
+pub const BULK_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tally", description = "Usage metering and billing. Lago v1 REST and OpenMeter v1 ingest and meter contracts."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "customers", description = "Lago customers"),
+        (name = "billable_metrics", description = "Lago billable metrics"),
+        (name = "events", description = "Lago events, CloudEvents and bulk NDJSON ingest"),
+        (name = "meters", description = "OpenMeter meters and usage queries"),
+        (name = "organizations", description = "The caller's organization")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Builds the authenticated `/api/v1` routes and their OpenAPI document.
+fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(lago::customers::router())
+        .merge(lago::billable_metrics::router())
+        .merge(lago::organizations::router())
+        .merge(lago::events::router())
+        .merge(openmeter::meters::router())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .merge(lago::events::bulk_router())
+        .split_for_parts()
+}
+
+/// Builds the whole router.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_routes();
+    let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        require_key,
+    ));
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    openapi_json,
+                )
+            }),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Returns the OpenAPI document (for tests and `tally openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().1
+}
+
+async fn not_found(request: Request) -> Response {
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if is_openmeter(request.uri().path(), request.method(), content_type) {
+        Problem(ApiError::NotFound("resource")).into_response()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, Json(serde_json::json!({"status": 404, "error": "Not Found", "code": "resource_not_found"})))
+            .into_response()
+    }
+}

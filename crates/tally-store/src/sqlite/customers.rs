@@ -1,0 +1,182 @@
+//! Customers, keyed by (organization, external id) among live rows.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use tally_core::customer::{Customer, CustomerProfile};
+use tally_core::id::{CustomerId, ExternalId};
+use tally_core::page::Page;
+use tally_core::time::Timestamp;
+
+use super::now;
+use super::orgs::parse_uuid;
+use crate::error::{StoreError, StoreResult};
+use crate::types::Listed;
+use crate::{CustomerChange, CustomerFilter};
+
+const COLUMNS: &str = "id, sequential_id, external_id, profile, created_at, updated_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
+    let id: String = row.get(0)?;
+    let external_id: String = row.get(2)?;
+    let profile: String = row.get(3)?;
+    Ok(Customer {
+        id: CustomerId(parse_uuid(&id)?),
+        sequential_id: row.get(1)?,
+        external_id: ExternalId::parse("external_id", &external_id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                Box::new(tally_core::ValidationErrors::from(e)),
+            )
+        })?,
+        profile: serde_json::from_str::<CustomerProfile>(&profile).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        created_at: Timestamp::from_micros(row.get(4)?),
+        updated_at: Timestamp::from_micros(row.get(5)?),
+    })
+}
+
+fn find(conn: &Connection, org: i64, external_id: &ExternalId) -> StoreResult<Option<Customer>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM customers WHERE org = ?1 AND external_id = ?2 AND deleted_at IS NULL"),
+            params![org, external_id.as_str()],
+            from_row,
+        )
+        .optional()?)
+}
+
+pub(super) fn get(conn: &Connection, org: i64, external_id: &ExternalId) -> StoreResult<Customer> {
+    find(conn, org, external_id)?.ok_or(StoreError::NotFound("customer"))
+}
+
+pub(super) fn upsert(
+    conn: &Connection,
+    org: i64,
+    external_id: &ExternalId,
+    change: &CustomerChange,
+) -> StoreResult<Customer> {
+    change.profile.validate()?;
+    let profile = &change.profile;
+    let json = serde_json::to_string(profile).map_err(|e| StoreError::Database(e.to_string()))?;
+    let at = now().micros();
+    let currency = profile.currency.map(|c| c.code().to_owned());
+    match find(conn, org, external_id)? {
+        Some(existing) => {
+            conn.execute(
+                "UPDATE customers SET name = ?2, email = ?3, country = ?4, currency = ?5, profile = ?6, updated_at = ?7 WHERE id = ?1",
+                params![
+                    existing.id.0.to_string(),
+                    profile.name,
+                    profile.email,
+                    profile.address.country,
+                    currency,
+                    json,
+                    at
+                ],
+            )?;
+        }
+        None => {
+            let id = CustomerId::generate();
+            let next: i64 = conn.query_row(
+                "SELECT COALESCE(MAX(sequential_id), 0) + 1 FROM customers WHERE org = ?1",
+                [org],
+                |row| row.get(0),
+            )?;
+            conn.execute(
+                "INSERT INTO customers (id, org, sequential_id, external_id, name, email, country, currency, profile, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                params![
+                    id.0.to_string(),
+                    org,
+                    next,
+                    external_id.as_str(),
+                    profile.name,
+                    profile.email,
+                    profile.address.country,
+                    currency,
+                    json,
+                    at
+                ],
+            )?;
+            // Events that waited for this customer become billable.
+            conn.execute(
+                "UPDATE events SET issue = NULL, issue_detail = NULL
+                 WHERE org = ?1 AND issue = 'customer_not_found' AND subject = ?2",
+                params![org, external_id.as_str()],
+            )?;
+        }
+    }
+    get(conn, org, external_id)
+}
+
+pub(super) fn delete(
+    conn: &Connection,
+    org: i64,
+    external_id: &ExternalId,
+) -> StoreResult<Customer> {
+    let customer = get(conn, org, external_id)?;
+    conn.execute(
+        "UPDATE customers SET deleted_at = ?2 WHERE id = ?1",
+        params![customer.id.0.to_string(), now().micros()],
+    )?;
+    Ok(customer)
+}
+
+pub(super) fn exists(conn: &Connection, org: i64, external_id: &str) -> StoreResult<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM customers WHERE org = ?1 AND external_id = ?2 AND deleted_at IS NULL",
+    )?;
+    Ok(stmt.exists(params![org, external_id])?)
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    org: i64,
+    filter: &CustomerFilter,
+    page: Page,
+) -> StoreResult<Listed<Customer>> {
+    let mut clauses = vec!["org = ?".to_owned(), "deleted_at IS NULL".to_owned()];
+    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(org)];
+    if let Some(term) = filter.search_term.as_ref().filter(|t| !t.is_empty()) {
+        clauses.push("(name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR external_id LIKE ? ESCAPE '\\')".into());
+        let pattern = format!(
+            "%{}%",
+            term.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        args.extend(std::iter::repeat_n(SqlValue::Text(pattern), 3));
+    }
+    for (column, values) in [
+        ("currency", &filter.currencies),
+        ("country", &filter.countries),
+    ] {
+        if !values.is_empty() {
+            clauses.push(format!(
+                "{column} IN ({})",
+                vec!["?"; values.len()].join(", ")
+            ));
+            args.extend(values.iter().cloned().map(SqlValue::Text));
+        }
+    }
+    let condition = clauses.join(" AND ");
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM customers WHERE {condition}"),
+        params_from_iter(args.iter()),
+        |row| row.get(0),
+    )?;
+    args.push(SqlValue::Integer(i64::from(page.per_page)));
+    args.push(SqlValue::Integer(page.offset() as i64));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM customers WHERE {condition} ORDER BY sequential_id LIMIT ? OFFSET ?"
+    ))?;
+    let items = stmt
+        .query_map(params_from_iter(args.iter()), from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Listed {
+        items,
+        total: total as u64,
+    })
+}

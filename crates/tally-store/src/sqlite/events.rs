@@ -1,0 +1,323 @@
+//! Events: idempotent recording, billing assessment, lookups and listing.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use tally_core::event::{BillingIssue, NewEvent};
+use tally_core::metric::{MetricDefinition, Reading};
+use tally_core::page::Page;
+use tally_core::time::Timestamp;
+
+use super::billable_metrics;
+use super::customers;
+use super::rollups::RollupBuffer;
+use crate::error::StoreResult;
+use crate::types::{EventFilter, EventOutcome, Listed, StoredEvent, StoredIssue};
+
+/// What the metrics of an event code take from one event, and why it cannot be billed, if so.
+pub(super) struct Assessment {
+    pub(super) readings: Vec<(i64, Reading)>,
+    pub(super) issue: Option<BillingIssue>,
+}
+
+/// Remembers which subjects are customers, within one write.
+pub(super) struct CustomerCheck {
+    org: i64,
+    known: HashMap<String, bool>,
+}
+
+impl CustomerCheck {
+    pub(super) fn new(org: i64) -> Self {
+        CustomerCheck {
+            org,
+            known: HashMap::new(),
+        }
+    }
+
+    fn exists(&mut self, conn: &Connection, subject: &str) -> StoreResult<bool> {
+        if let Some(known) = self.known.get(subject) {
+            return Ok(*known);
+        }
+        let exists = customers::exists(conn, self.org, subject)?;
+        self.known.insert(subject.to_owned(), exists);
+        Ok(exists)
+    }
+}
+
+/// Reads an event with every metric of its code. Metering does not depend on billing: every reading
+/// counts in rollups even when the event has an issue (an unknown customer, or another metric that
+/// cannot read it). The issue reported is the first found: unknown code, then a metric's, then the
+/// subject's.
+pub(super) fn assess(
+    conn: &Connection,
+    metrics: &[(i64, MetricDefinition)],
+    properties: &Map<String, Value>,
+    at: Timestamp,
+    subject: Option<&str>,
+    subscription: Option<&str>,
+    customers: &mut CustomerCheck,
+) -> StoreResult<Assessment> {
+    let mut readings = Vec::with_capacity(metrics.len());
+    let mut issue = metrics.is_empty().then_some(BillingIssue::UnknownCode);
+    for (seq, metric) in metrics {
+        match metric.read(properties, at) {
+            Ok(Some(reading)) => readings.push((*seq, reading)),
+            Ok(None) => {}
+            Err(problem) => {
+                issue.get_or_insert(BillingIssue::InvalidProperty {
+                    metric: metric.code.clone(),
+                    problem,
+                });
+            }
+        }
+    }
+    if issue.is_none() {
+        issue = match subject {
+            Some(subject) if !customers.exists(conn, subject)? => {
+                Some(BillingIssue::CustomerNotFound)
+            }
+            Some(_) => None,
+            None if subscription.is_some() => Some(BillingIssue::SubscriptionNotFound),
+            None => Some(BillingIssue::CustomerNotFound),
+        };
+    }
+    Ok(Assessment { readings, issue })
+}
+
+/// The `lago_id` of an event: a UUID (version 8) made of the organization and the ingest sequence, so
+/// it is stable without being stored.
+pub(super) fn event_uuid(org: i64, seq: i64) -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&org.to_be_bytes());
+    bytes[8..].copy_from_slice(&seq.to_be_bytes());
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Records events in order; see [`crate::Store::record_events`].
+pub(super) fn record(
+    conn: &Connection,
+    org: i64,
+    events: &[NewEvent],
+) -> StoreResult<Vec<EventOutcome>> {
+    let mut buffer = RollupBuffer::default();
+    let mut metrics: HashMap<String, Vec<(i64, MetricDefinition)>> = HashMap::new();
+    let mut customers = CustomerCheck::new(org);
+    let mut find_key =
+        conn.prepare_cached("SELECT payload_hash, event_id FROM event_keys WHERE key_hash = ?1")?;
+    let mut insert_key = conn.prepare_cached(
+        "INSERT INTO event_keys (key_hash, payload_hash, event_id) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut insert_event = conn.prepare_cached(
+        "INSERT INTO events (org, key_hash, source, transaction_id, code, subject, external_subscription_id,
+            timestamp, received_at, properties, original, precise_total_amount_cents, issue, issue_detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for event in events {
+        let existing: Option<(i64, i64)> = find_key
+            .query_row([event.key_hash], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        if let Some((payload_hash, id)) = existing {
+            let stored = by_seq(conn, id)?;
+            let same_key = stored.source == event.source
+                && stored.transaction_id == event.transaction_id.as_str();
+            if !same_key {
+                tracing::warn!(
+                    key_hash = event.key_hash,
+                    "idempotency fingerprint collision; event refused"
+                );
+            }
+            outcomes.push(if same_key && payload_hash == event.payload_hash {
+                EventOutcome::Duplicate(stored)
+            } else {
+                EventOutcome::Conflict(stored)
+            });
+            continue;
+        }
+        let code = event.code.as_str();
+        if !metrics.contains_key(code) {
+            metrics.insert(code.to_owned(), billable_metrics::reading(conn, org, code)?);
+        }
+        let subject = event.subject.as_ref().map(|s| s.as_str());
+        let subscription = event.external_subscription_id.as_ref().map(|s| s.as_str());
+        let Assessment { readings, issue } = assess(
+            conn,
+            metrics.get(code).map_or(&[][..], Vec::as_slice),
+            &event.properties,
+            event.timestamp,
+            subject,
+            subscription,
+            &mut customers,
+        )?;
+        let properties = Value::Object(event.properties.clone()).to_string();
+        let stored_issue = issue.as_ref().map(StoredIssue::from);
+        insert_event.execute(params![
+            org,
+            event.key_hash,
+            event.source,
+            event.transaction_id.as_str(),
+            code,
+            subject,
+            subscription,
+            event.timestamp.micros(),
+            event.received_at.micros(),
+            properties,
+            event.original,
+            event.precise_total_amount_cents.map(|d| d.to_string()),
+            stored_issue.as_ref().map(|i| i.code.as_str()),
+            stored_issue.as_ref().map(|i| i.detail.as_str()),
+        ])?;
+        let seq = conn.last_insert_rowid();
+        insert_key.execute(params![event.key_hash, event.payload_hash, seq])?;
+        for (metric, reading) in &readings {
+            buffer.add(
+                *metric,
+                subject.unwrap_or(""),
+                subscription.unwrap_or(""),
+                reading,
+                event.timestamp,
+                seq,
+            )?;
+        }
+        outcomes.push(EventOutcome::Stored(StoredEvent {
+            seq,
+            id: event_uuid(org, seq),
+            source: event.source.clone(),
+            transaction_id: event.transaction_id.as_str().to_owned(),
+            code: code.to_owned(),
+            subject: subject.map(str::to_owned),
+            external_subscription_id: subscription.map(str::to_owned),
+            timestamp: event.timestamp,
+            received_at: event.received_at,
+            properties: event.properties.clone(),
+            original: event
+                .original
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok()),
+            precise_total_amount_cents: event.precise_total_amount_cents,
+            issue: stored_issue,
+        }));
+    }
+    buffer.flush(conn, org)?;
+    Ok(outcomes)
+}
+
+const COLUMNS: &str =
+    "id, org, source, transaction_id, code, subject, external_subscription_id, timestamp,
+    received_at, properties, original, precise_total_amount_cents, issue, issue_detail";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let seq: i64 = row.get(0)?;
+    let org: i64 = row.get(1)?;
+    let properties: String = row.get(9)?;
+    let original: Option<String> = row.get(10)?;
+    let precise: Option<String> = row.get(11)?;
+    let issue: Option<String> = row.get(12)?;
+    Ok(StoredEvent {
+        seq,
+        id: event_uuid(org, seq),
+        source: row.get(2)?,
+        transaction_id: row.get(3)?,
+        code: row.get(4)?,
+        subject: row.get(5)?,
+        external_subscription_id: row.get(6)?,
+        timestamp: Timestamp::from_micros(row.get(7)?),
+        received_at: Timestamp::from_micros(row.get(8)?),
+        properties: serde_json::from_str(&properties).unwrap_or_default(),
+        original: original.and_then(|o| serde_json::from_str(&o).ok()),
+        precise_total_amount_cents: precise.and_then(|p| Decimal::from_str(&p).ok()),
+        issue: issue.map(|code| StoredIssue {
+            code,
+            detail: row
+                .get::<_, Option<String>>(13)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        }),
+    })
+}
+
+fn by_seq(conn: &Connection, seq: i64) -> StoreResult<StoredEvent> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE id = ?1"))?;
+    Ok(stmt.query_row([seq], from_row)?)
+}
+
+/// Finds an event by its idempotency key.
+pub(super) fn by_key(
+    conn: &Connection,
+    org: i64,
+    key_hash: i64,
+    source: Option<&str>,
+    transaction_id: &str,
+) -> StoreResult<Option<StoredEvent>> {
+    let id: Option<i64> = conn
+        .query_row(
+            "SELECT event_id FROM event_keys WHERE key_hash = ?1",
+            [key_hash],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE id = ?1 AND org = ?2"
+    ))?;
+    let event = stmt.query_row(params![id, org], from_row).optional()?;
+    Ok(event.filter(|e| e.source.as_deref() == source && e.transaction_id == transaction_id))
+}
+
+/// Lists events newest first.
+pub(super) fn list(
+    conn: &Connection,
+    org: i64,
+    filter: &EventFilter,
+    page: Page,
+) -> StoreResult<Listed<StoredEvent>> {
+    let mut clauses = vec!["org = ?".to_owned()];
+    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(org)];
+    let mut text = |column: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            clauses.push(format!("{column} = ?"));
+            args.push(SqlValue::Text(value.clone()));
+        }
+    };
+    text("code", &filter.code);
+    text("subject", &filter.subject);
+    text("external_subscription_id", &filter.external_subscription_id);
+    if let Some(from) = filter.from {
+        clauses.push("timestamp >= ?".into());
+        args.push(SqlValue::Integer(from.micros()));
+    }
+    if let Some(to) = filter.to {
+        clauses.push("timestamp <= ?".into());
+        args.push(SqlValue::Integer(to.micros()));
+    }
+    match filter.billable {
+        Some(false) => clauses.push("issue IS NOT NULL".into()),
+        Some(true) => clauses.push("issue IS NULL".into()),
+        None => {}
+    }
+    let condition = clauses.join(" AND ");
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM events WHERE {condition}"),
+        params_from_iter(args.iter()),
+        |row| row.get(0),
+    )?;
+    args.push(SqlValue::Integer(i64::from(page.per_page)));
+    args.push(SqlValue::Integer(page.offset() as i64));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM events WHERE {condition} ORDER BY id DESC LIMIT ? OFFSET ?"
+    ))?;
+    let items = stmt
+        .query_map(params_from_iter(args.iter()), from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Listed {
+        items,
+        total: total as u64,
+    })
+}

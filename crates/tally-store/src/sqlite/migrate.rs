@@ -1,0 +1,101 @@
+//! Versioned, forward-only schema migrations, embedded in the binary.
+//!
+//! Each file in `migrations/sqlite/` is applied once, in order, in its own transaction, and recorded in
+//! `schema_migrations`. Applied files are never edited; a change is a new file. A database migrated by
+//! a newer tally is refused rather than misread.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{StoreError, StoreResult};
+use tally_core::time::Timestamp;
+
+/// Every migration this build knows: version, name, SQL.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+/// The latest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
+}
+
+fn ensure_table(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at INTEGER NOT NULL
+        )",
+    )?;
+    Ok(())
+}
+
+/// Returns the schema version of the database (0 when empty).
+pub fn current_version(conn: &Connection) -> StoreResult<i64> {
+    let exists: Option<String> = conn
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if exists.is_none() {
+        return Ok(0);
+    }
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+/// Applies every pending migration and returns how many were applied.
+pub fn migrate(conn: &mut Connection) -> StoreResult<usize> {
+    ensure_table(conn)?;
+    let current = current_version(conn)?;
+    check_not_newer(current)?;
+    let mut applied = 0;
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).map_err(|e| {
+            StoreError::Database(format!("migration {version} ({name}) failed: {e}"))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![
+                version,
+                name,
+                Timestamp::from_datetime(chrono::Utc::now()).micros()
+            ],
+        )?;
+        tx.commit()?;
+        tracing::info!(version, name, "applied migration");
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Fails unless the database is exactly at the latest version.
+pub fn check(conn: &Connection) -> StoreResult<()> {
+    let current = current_version(conn)?;
+    check_not_newer(current)?;
+    if current < latest_version() {
+        return Err(StoreError::Config(format!(
+            "the database is at schema version {current} and needs {}; run `tally migrate`",
+            latest_version()
+        )));
+    }
+    Ok(())
+}
+
+fn check_not_newer(current: i64) -> StoreResult<()> {
+    if current > latest_version() {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: latest_version(),
+        });
+    }
+    Ok(())
+}

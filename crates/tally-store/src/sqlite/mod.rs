@@ -1,0 +1,451 @@
+//! The embedded SQLite store: one file, WAL, one writer thread that group-commits, a pool of readers.
+//!
+//! `synchronous=FULL` (the default) syncs the WAL at every commit, so an acknowledged event survives a
+//! power cut; `NORMAL` trades the last commits before an OS crash for fewer syncs (see
+//! docs/performance.md for the measured difference).
+
+mod billable_metrics;
+mod customers;
+mod events;
+mod migrate;
+mod orgs;
+mod pool;
+mod rollups;
+mod usage;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tally_core::apikey::{ApiKey, Scope};
+use tally_core::customer::Customer;
+use tally_core::event::NewEvent;
+use tally_core::id::{ApiKeyId, ExternalId, OrganizationId};
+use tally_core::metric::MetricDefinition;
+use tally_core::organization::{Organization, OrganizationPatch};
+use tally_core::page::Page;
+
+use crate::error::{StoreError, StoreResult};
+use crate::types::*;
+use crate::{CustomerChange, CustomerFilter, Store};
+use pool::ReadPool;
+use writer::Writer;
+
+pub use migrate::latest_version;
+
+/// How hard a commit pushes data to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Sync the WAL at every commit: an acknowledged write survives power loss.
+    #[default]
+    Full,
+    /// Sync only at checkpoints: survives a crash of tally, not of the machine.
+    Normal,
+}
+
+/// Settings of the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Database file; its folder is created when missing.
+    pub path: PathBuf,
+    /// Sync policy.
+    pub durability: Durability,
+    /// Number of read connections.
+    pub readers: usize,
+    /// Apply pending migrations on open (otherwise a pending migration is an error).
+    pub migrate: bool,
+}
+
+impl SqliteOptions {
+    /// Defaults for a database file: full durability, four readers, migrations applied.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteOptions {
+            path: path.into(),
+            durability: Durability::Full,
+            readers: 4,
+            migrate: true,
+        }
+    }
+}
+
+/// Where a database URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` or a bare path.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH`, `sqlite:PATH`, a bare path, or a PostgreSQL URL.
+    pub fn parse(url: &str) -> StoreResult<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            return Err(StoreError::Config("the database URL names no file".into()));
+        }
+        if path.contains("://") {
+            return Err(StoreError::Config(format!(
+                "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
+            )));
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    writer: Writer,
+    reads: Arc<ReadPool>,
+    orgs: RwLock<HashMap<OrganizationId, i64>>,
+}
+
+fn connect(path: &Path, durability: Durability) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {sync};
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -131072;
+         PRAGMA temp_store = MEMORY;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (and by default migrates) the database, starting the writer thread and the readers.
+    pub fn open(options: &SqliteOptions) -> StoreResult<SqliteStore> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!(
+                    "cannot create the database folder {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let mut conn = connect(&options.path, options.durability)?;
+        if options.migrate {
+            migrate::migrate(&mut conn)?;
+        } else {
+            migrate::check(&conn)?;
+        }
+        let readers = (0..options.readers.max(1))
+            .map(|_| {
+                let reader = connect(&options.path, options.durability)?;
+                reader.execute_batch("PRAGMA query_only = ON")?;
+                Ok(reader)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(SqliteStore {
+            writer: Writer::spawn(conn)?,
+            reads: ReadPool::new(readers),
+            orgs: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Applies pending migrations to a database file and returns how many ran (`tally migrate`).
+    pub fn migrate(path: &Path) -> StoreResult<usize> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut conn = connect(path, Durability::Full)?;
+        migrate::migrate(&mut conn)
+    }
+
+    /// Resolves an organization to its compact sequence number, cached after the first lookup.
+    async fn org_seq(&self, org: OrganizationId) -> StoreResult<i64> {
+        if let Some(seq) = self.orgs.read().ok().and_then(|m| m.get(&org).copied()) {
+            return Ok(seq);
+        }
+        let seq = self.reads.read(move |conn| orgs::seq_of(conn, org)).await?;
+        if let Ok(mut map) = self.orgs.write() {
+            map.insert(org, seq);
+        }
+        Ok(seq)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.reads.read(migrate::check).await
+    }
+
+    async fn default_organization(&self) -> StoreResult<Organization> {
+        if let Some(org) = self.reads.read(orgs::first_organization).await? {
+            return Ok(org);
+        }
+        self.writer
+            .write(1, |ctx| orgs::ensure_default(ctx.conn))
+            .await
+    }
+
+    async fn organization(&self, org: OrganizationId) -> StoreResult<Organization> {
+        self.reads
+            .read(move |conn| orgs::organization(conn, org))
+            .await
+    }
+
+    async fn update_organization(
+        &self,
+        org: OrganizationId,
+        patch: OrganizationPatch,
+    ) -> StoreResult<Organization> {
+        self.writer
+            .write(1, move |ctx| orgs::update(ctx.conn, org, &patch))
+            .await
+    }
+
+    async fn create_api_key(
+        &self,
+        org: OrganizationId,
+        name: &str,
+        scope: Scope,
+        prefix: &str,
+        secret_hash: [u8; 32],
+    ) -> StoreResult<ApiKey> {
+        let seq = self.org_seq(org).await?;
+        let (name, prefix) = (name.to_owned(), prefix.to_owned());
+        self.writer
+            .write(1, move |ctx| {
+                orgs::create_key(ctx.conn, seq, &name, scope, &prefix, &secret_hash)
+            })
+            .await
+    }
+
+    async fn api_key_by_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<ApiKey>> {
+        self.reads
+            .read(move |conn| orgs::key_by_hash(conn, &secret_hash))
+            .await
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.reads.read(orgs::list_keys).await
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
+        self.writer
+            .write(1, move |ctx| orgs::revoke_key(ctx.conn, id))
+            .await
+    }
+
+    async fn upsert_customer(
+        &self,
+        org: OrganizationId,
+        external_id: ExternalId,
+        change: CustomerChange,
+    ) -> StoreResult<Customer> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| {
+                customers::upsert(ctx.conn, seq, &external_id, &change)
+            })
+            .await
+    }
+
+    async fn customer(
+        &self,
+        org: OrganizationId,
+        external_id: &ExternalId,
+    ) -> StoreResult<Customer> {
+        let seq = self.org_seq(org).await?;
+        let external_id = external_id.clone();
+        self.reads
+            .read(move |conn| customers::get(conn, seq, &external_id))
+            .await
+    }
+
+    async fn list_customers(
+        &self,
+        org: OrganizationId,
+        filter: &CustomerFilter,
+        page: Page,
+    ) -> StoreResult<Listed<Customer>> {
+        let seq = self.org_seq(org).await?;
+        let filter = filter.clone();
+        self.reads
+            .read(move |conn| customers::list(conn, seq, &filter, page))
+            .await
+    }
+
+    async fn delete_customer(
+        &self,
+        org: OrganizationId,
+        external_id: &ExternalId,
+    ) -> StoreResult<Customer> {
+        let seq = self.org_seq(org).await?;
+        let external_id = external_id.clone();
+        self.writer
+            .write(1, move |ctx| customers::delete(ctx.conn, seq, &external_id))
+            .await
+    }
+
+    async fn create_metric(
+        &self,
+        org: OrganizationId,
+        definition: MetricDefinition,
+    ) -> StoreResult<Metric> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| {
+                billable_metrics::create(ctx.conn, seq, definition)
+            })
+            .await
+    }
+
+    async fn update_metric(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        definition: MetricDefinition,
+    ) -> StoreResult<Metric> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| {
+                billable_metrics::update(ctx.conn, seq, &code, definition)
+            })
+            .await
+    }
+
+    async fn metric(&self, org: OrganizationId, code: &str) -> StoreResult<Metric> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.reads
+            .read(move |conn| {
+                billable_metrics::by_code(conn, seq, &code)?
+                    .map(|(_, m)| m)
+                    .ok_or(StoreError::NotFound("billable_metric"))
+            })
+            .await
+    }
+
+    async fn metric_by_id(&self, org: OrganizationId, id: uuid::Uuid) -> StoreResult<Metric> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| billable_metrics::by_id(conn, seq, id))
+            .await
+    }
+
+    async fn list_metrics(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<Metric>> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| billable_metrics::list(conn, seq, page))
+            .await
+    }
+
+    async fn delete_metric(&self, org: OrganizationId, code: &str) -> StoreResult<Metric> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| billable_metrics::delete(ctx.conn, seq, &code))
+            .await
+    }
+
+    async fn record_events(
+        &self,
+        org: OrganizationId,
+        events: Vec<NewEvent>,
+        atomicity: Atomicity,
+    ) -> StoreResult<Vec<EventOutcome>> {
+        let seq = self.org_seq(org).await?;
+        let weight = events.len();
+        self.writer
+            .write(weight, move |ctx| {
+                let outcomes = events::record(ctx.conn, seq, &events)?;
+                let refused = outcomes
+                    .iter()
+                    .any(|o| matches!(o, EventOutcome::Conflict(_)));
+                if refused && atomicity == Atomicity::AllOrNothing {
+                    ctx.discard = true;
+                }
+                Ok(outcomes)
+            })
+            .await
+    }
+
+    async fn event(
+        &self,
+        org: OrganizationId,
+        source: Option<&str>,
+        transaction_id: &str,
+    ) -> StoreResult<StoredEvent> {
+        let seq = self.org_seq(org).await?;
+        let key = tally_core::event::key_hash(org, source, transaction_id);
+        let (source, transaction_id) = (source.map(str::to_owned), transaction_id.to_owned());
+        self.reads
+            .read(move |conn| {
+                events::by_key(conn, seq, key, source.as_deref(), &transaction_id)?
+                    .ok_or(StoreError::NotFound("event"))
+            })
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        org: OrganizationId,
+        filter: &EventFilter,
+        page: Page,
+    ) -> StoreResult<Listed<StoredEvent>> {
+        let seq = self.org_seq(org).await?;
+        let filter = filter.clone();
+        self.reads
+            .read(move |conn| events::list(conn, seq, &filter, page))
+            .await
+    }
+
+    async fn query_usage(
+        &self,
+        org: OrganizationId,
+        query: &UsageQuery,
+    ) -> StoreResult<Vec<UsageRow>> {
+        let seq = self.org_seq(org).await?;
+        let query = query.clone();
+        self.reads
+            .read(move |conn| usage::query(conn, seq, &query))
+            .await
+    }
+
+    async fn rebuild_rollups(&self, org: OrganizationId) -> StoreResult<RebuildReport> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| rollups::rebuild_all(ctx.conn, seq))
+            .await
+    }
+
+    async fn rollup_rows(&self, org: OrganizationId) -> StoreResult<Vec<RollupRow>> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| rollups::all_rows(conn, seq))
+            .await
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+    }
+}
+
+/// The wall clock, for bookkeeping columns (`created_at`); billing time never comes from here.
+pub(crate) fn now() -> tally_core::Timestamp {
+    tally_core::Timestamp::from_datetime(chrono::Utc::now())
+}

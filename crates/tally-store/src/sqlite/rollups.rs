@@ -1,0 +1,287 @@
+//! Rollups: per-minute and per-hour aggregate states, kept in the same transaction as events.
+//!
+//! Each write job folds its events into a [`RollupBuffer`] in memory and merges it into the stored rows
+//! before its savepoint is released, so a rolled-back job leaves no rollup behind and an acknowledged
+//! event is visible to the next query. Rebuilding recomputes the same rows from raw events.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use tally_core::aggregation::{AggState, Latest};
+use tally_core::metric::Reading;
+use tally_core::time::Timestamp;
+
+use super::billable_metrics;
+use super::events::{Assessment, CustomerCheck, assess};
+use crate::error::{StoreError, StoreResult};
+use crate::types::{RebuildReport, RollupRow};
+
+/// Bucket widths kept, in seconds.
+pub(super) const WIDTHS: [i64; 2] = [60, 3600];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct RollupKey {
+    metric: i64,
+    width: i64,
+    subject: String,
+    bucket: i64,
+    subscription: String,
+    group_key: String,
+}
+
+/// Aggregates not yet merged into stored rows.
+#[derive(Default)]
+pub(super) struct RollupBuffer {
+    states: HashMap<RollupKey, AggState>,
+}
+
+impl RollupBuffer {
+    /// Adds one reading of one metric.
+    pub(super) fn add(
+        &mut self,
+        metric: i64,
+        subject: &str,
+        subscription: &str,
+        reading: &Reading,
+        at: Timestamp,
+        seq: i64,
+    ) -> StoreResult<()> {
+        for width in WIDTHS {
+            let bucket = at.seconds().div_euclid(width) * width;
+            let key = RollupKey {
+                metric,
+                width,
+                subject: subject.to_owned(),
+                bucket,
+                subscription: subscription.to_owned(),
+                group_key: reading.group.as_str().to_owned(),
+            };
+            self.states
+                .entry(key)
+                .or_insert_with(|| AggState::new(Timestamp::from_seconds(bucket)))
+                .add(at, seq, reading.value)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Merges every buffered state into the stored rows of `org` and empties the buffer.
+    pub(super) fn flush(&mut self, conn: &Connection, org: i64) -> StoreResult<usize> {
+        let mut select = conn.prepare_cached(
+            "SELECT count, sum, min, max, latest_at, latest_seq, latest_value, weighted FROM rollups
+             WHERE org = ?1 AND metric = ?2 AND width = ?3 AND subject = ?4 AND bucket = ?5 AND subscription = ?6 AND group_key = ?7",
+        )?;
+        let mut upsert = conn.prepare_cached(
+            "INSERT OR REPLACE INTO rollups (org, metric, width, subject, bucket, subscription, group_key,
+                count, sum, min, max, latest_at, latest_seq, latest_value, weighted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        let written = self.states.len();
+        for (key, delta) in self.states.drain() {
+            let origin = Timestamp::from_seconds(key.bucket);
+            let stored = select
+                .query_row(
+                    params![
+                        org,
+                        key.metric,
+                        key.width,
+                        key.subject,
+                        key.bucket,
+                        key.subscription,
+                        key.group_key
+                    ],
+                    |row| state_from_row(row, 0, origin),
+                )
+                .optional()?;
+            let mut state = stored.unwrap_or_else(|| AggState::new(origin));
+            state
+                .merge(&delta)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+            let latest = state.latest;
+            upsert.execute(params![
+                org,
+                key.metric,
+                key.width,
+                key.subject,
+                key.bucket,
+                key.subscription,
+                key.group_key,
+                state.count,
+                state.sum.normalize().to_string(),
+                state.min.map(|d| d.normalize().to_string()),
+                state.max.map(|d| d.normalize().to_string()),
+                latest.map(|l| l.at.micros()),
+                latest.map(|l| l.seq),
+                latest.map(|l| l.value.normalize().to_string()),
+                state.weighted.normalize().to_string(),
+            ])?;
+        }
+        Ok(written)
+    }
+}
+
+fn decimal(text: &str, index: usize) -> rusqlite::Result<Decimal> {
+    Decimal::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Reads an aggregate state from 8 columns starting at `first`: count, sum, min, max, latest_at,
+/// latest_seq, latest_value, weighted.
+pub(super) fn state_from_row(
+    row: &Row<'_>,
+    first: usize,
+    origin: Timestamp,
+) -> rusqlite::Result<AggState> {
+    let opt = |index: usize| -> rusqlite::Result<Option<Decimal>> {
+        row.get::<_, Option<String>>(index)?
+            .map(|t| decimal(&t, index))
+            .transpose()
+    };
+    let latest = match (
+        row.get::<_, Option<i64>>(first + 4)?,
+        row.get::<_, Option<i64>>(first + 5)?,
+        opt(first + 6)?,
+    ) {
+        (Some(at), Some(seq), Some(value)) => Some(Latest {
+            at: Timestamp::from_micros(at),
+            seq,
+            value,
+        }),
+        _ => None,
+    };
+    Ok(AggState {
+        count: row.get(first)?,
+        sum: decimal(&row.get::<_, String>(first + 1)?, first + 1)?,
+        min: opt(first + 2)?,
+        max: opt(first + 3)?,
+        latest,
+        weighted: decimal(&row.get::<_, String>(first + 7)?, first + 7)?,
+        origin,
+    })
+}
+
+/// Recomputes the rollups of every live metric reading `event_type`, and the billing issue of every
+/// event with that code, from raw events.
+pub(super) fn rebuild_event_type(
+    conn: &Connection,
+    org: i64,
+    event_type: &str,
+) -> StoreResult<u64> {
+    let metrics = billable_metrics::reading(conn, org, event_type)?;
+    for (seq, _) in &metrics {
+        conn.execute(
+            "DELETE FROM rollups WHERE org = ?1 AND metric = ?2",
+            params![org, seq],
+        )?;
+    }
+    let mut buffer = RollupBuffer::default();
+    let mut customers = CustomerCheck::new(org);
+    let mut read = conn.prepare(
+        "SELECT id, subject, external_subscription_id, timestamp, properties, issue, issue_detail
+         FROM events WHERE org = ?1 AND code = ?2",
+    )?;
+    let mut set_issue =
+        conn.prepare("UPDATE events SET issue = ?2, issue_detail = ?3 WHERE id = ?1")?;
+    let mut rows = read.query(params![org, event_type])?;
+    let mut events = 0;
+    while let Some(row) = rows.next()? {
+        events += 1;
+        let seq: i64 = row.get(0)?;
+        let subject: Option<String> = row.get(1)?;
+        let subscription: Option<String> = row.get(2)?;
+        let at = Timestamp::from_micros(row.get(3)?);
+        let properties: Map<String, Value> =
+            serde_json::from_str(&row.get::<_, String>(4)?).unwrap_or_default();
+        let stored_issue: Option<String> = row.get(5)?;
+        let stored_detail: Option<String> = row.get(6)?;
+        let Assessment { readings, issue } = assess(
+            conn,
+            &metrics,
+            &properties,
+            at,
+            subject.as_deref(),
+            subscription.as_deref(),
+            &mut customers,
+        )?;
+        for (metric, reading) in &readings {
+            buffer.add(
+                *metric,
+                subject.as_deref().unwrap_or(""),
+                subscription.as_deref().unwrap_or(""),
+                reading,
+                at,
+                seq,
+            )?;
+        }
+        let code = issue.as_ref().map(|i| i.code().to_owned());
+        let detail = issue.as_ref().map(ToString::to_string);
+        if code != stored_issue || detail != stored_detail {
+            set_issue.execute(params![seq, code, detail])?;
+        }
+    }
+    buffer.flush(conn, org)?;
+    Ok(events)
+}
+
+/// Recomputes every rollup and billing issue of an organization and reports how many rows changed.
+pub(super) fn rebuild_all(conn: &Connection, org: i64) -> StoreResult<RebuildReport> {
+    let before = all_rows(conn, org)?;
+    let live = billable_metrics::all(conn, org)?;
+    // Rows of deleted metrics have no place in a rebuilt table.
+    conn.execute(
+        "DELETE FROM rollups WHERE org = ?1 AND metric NOT IN (SELECT seq FROM billable_metrics WHERE org = ?1 AND deleted_at IS NULL)",
+        [org],
+    )?;
+    let mut codes: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT DISTINCT code FROM events WHERE org = ?1")?;
+        stmt.query_map([org], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for (_, metric) in &live {
+        codes.push(metric.definition.event_type.as_str().to_owned());
+    }
+    codes.sort();
+    codes.dedup();
+    let mut events = 0;
+    for code in &codes {
+        events += rebuild_event_type(conn, org, code)?;
+    }
+    let after = all_rows(conn, org)?;
+    let changed = before.iter().filter(|row| !after.contains(row)).count()
+        + after.iter().filter(|row| !before.contains(row)).count();
+    Ok(RebuildReport {
+        metrics: live.len() as u64,
+        events,
+        rows: after.len() as u64,
+        rows_changed: changed as u64,
+    })
+}
+
+/// Every rollup row of an organization, in key order.
+pub(super) fn all_rows(conn: &Connection, org: i64) -> StoreResult<Vec<RollupRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.code, r.width, r.subject, r.bucket, r.subscription, r.group_key,
+                r.count, r.sum, r.min, r.max, r.latest_at, r.latest_seq, r.latest_value, r.weighted
+         FROM rollups r JOIN billable_metrics m ON m.seq = r.metric
+         WHERE r.org = ?1 ORDER BY r.metric, r.width, r.subject, r.bucket, r.subscription, r.group_key",
+    )?;
+    let rows = stmt
+        .query_map([org], |row| {
+            let bucket: i64 = row.get(3)?;
+            Ok(RollupRow {
+                metric: row.get(0)?,
+                width: row.get(1)?,
+                subject: row.get(2)?,
+                bucket,
+                subscription: row.get(4)?,
+                group_key: row.get(5)?,
+                state: state_from_row(row, 6, Timestamp::from_seconds(bucket))?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}

@@ -1,0 +1,294 @@
+//! Usage queries: a metric aggregated over a range, by window, subject and group.
+//!
+//! The range is cut into windows, each window into spans answered by hourly rollups, minute rollups or
+//! raw events (see `tally_core::window::decompose`), and the partial states are merged per window,
+//! subject and group. Unique counts need the values themselves and read raw events.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params_from_iter};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use tally_core::aggregation::{AggState, DistinctEvent, unique_count};
+use tally_core::error::{Reason, ValidationErrors};
+use tally_core::metric::{AggregationType, GroupKey, MetricDefinition};
+use tally_core::time::Timestamp;
+use tally_core::window::{Source, decompose_windows, window_index, windows};
+
+use super::billable_metrics;
+use super::rollups::state_from_row;
+use crate::error::{StoreError, StoreResult};
+use crate::types::{MAX_WINDOWS, UsageQuery, UsageRow};
+
+type RowKey = (usize, Option<String>, BTreeMap<String, Option<String>>);
+
+fn invalid(field: &str, reason: Reason) -> StoreError {
+    let mut errors = ValidationErrors::new();
+    errors.push(field, reason);
+    StoreError::Invalid(errors)
+}
+
+/// Decides which rows a stored subject and group land in, or whether they are filtered out.
+struct Projection<'q> {
+    query: &'q UsageQuery,
+    by_subject: bool,
+}
+
+impl Projection<'_> {
+    fn key(&self, window: usize, subject: &str, group_key: &str) -> Option<RowKey> {
+        let values = GroupKey::from_stored(group_key.to_owned()).values();
+        for (name, wanted) in &self.query.filter_group {
+            if values.get(name).and_then(|v| v.as_deref()) != Some(wanted.as_str()) {
+                return None;
+            }
+        }
+        let group = self
+            .query
+            .group_by
+            .iter()
+            .map(|name| (name.clone(), values.get(name).cloned().flatten()))
+            .collect();
+        let subject = self
+            .by_subject
+            .then(|| subject.to_owned())
+            .filter(|s| !s.is_empty());
+        Some((window, subject, group))
+    }
+}
+
+/// Answers a usage query; see [`crate::Store::query_usage`].
+pub(super) fn query(conn: &Connection, org: i64, q: &UsageQuery) -> StoreResult<Vec<UsageRow>> {
+    let (metric_seq, metric) = billable_metrics::by_code(conn, org, &q.metric)?
+        .ok_or(StoreError::NotFound("billable_metric"))?;
+    let definition = metric.definition;
+    let dims = definition.dimensions();
+    for name in q.group_by.iter().chain(q.filter_group.keys()) {
+        if !dims.contains_key(name) {
+            return Err(invalid("groupBy", Reason::ValueIsInvalid));
+        }
+    }
+    let from = match q.from {
+        Some(from) => from,
+        None => match first_event(conn, org, definition.event_type.as_str())? {
+            Some(first) => first,
+            None => return Ok(Vec::new()),
+        },
+    };
+    if from >= q.to {
+        return Ok(Vec::new());
+    }
+    let cuts = match q.window {
+        Some((size, tz)) => {
+            let cuts = windows(from, q.to, size, tz);
+            if cuts.len() > MAX_WINDOWS {
+                return Err(invalid("windowSize", Reason::ValueIsOutOfRange));
+            }
+            cuts
+        }
+        None => vec![(from, q.to)],
+    };
+    let projection = Projection {
+        query: q,
+        by_subject: q.group_by_subject || !q.subjects.is_empty(),
+    };
+    let rows = if definition.aggregation == AggregationType::UniqueCount {
+        unique_rows(conn, org, &definition, q, &cuts, &projection)?
+    } else {
+        state_rows(conn, org, metric_seq, &definition, q, &cuts, &projection)?
+    };
+    let mut rows: Vec<UsageRow> = rows
+        .into_iter()
+        .map(|((window, subject, group), value)| UsageRow {
+            window_start: cuts[window].0,
+            window_end: cuts[window].1,
+            subject,
+            group,
+            value,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (a.window_start, &a.subject, &a.group).cmp(&(b.window_start, &b.subject, &b.group))
+    });
+    Ok(rows)
+}
+
+fn first_event(conn: &Connection, org: i64, code: &str) -> StoreResult<Option<Timestamp>> {
+    let first: Option<i64> = conn.query_row(
+        "SELECT MIN(timestamp) FROM events WHERE org = ?1 AND code = ?2",
+        rusqlite::params![org, code],
+        |row| row.get(0),
+    )?;
+    Ok(first.map(Timestamp::from_micros))
+}
+
+fn subject_clause(subjects: &[String], args: &mut Vec<SqlValue>, column: &str) -> String {
+    if subjects.is_empty() {
+        return String::new();
+    }
+    args.extend(subjects.iter().cloned().map(SqlValue::Text));
+    format!(
+        " AND COALESCE({column}, '') IN ({})",
+        vec!["?"; subjects.len()].join(", ")
+    )
+}
+
+/// Visits raw events of the metric's code in `[from, to)`: (seq, subject, time, properties).
+fn raw_events(
+    conn: &Connection,
+    org: i64,
+    code: &str,
+    (from, to): (Timestamp, Timestamp),
+    subjects: &[String],
+    mut visit: impl FnMut(i64, &str, Timestamp, &Map<String, Value>) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let mut args = vec![
+        SqlValue::Integer(org),
+        SqlValue::Text(code.to_owned()),
+        SqlValue::Integer(from.micros()),
+        SqlValue::Integer(to.micros()),
+    ];
+    let filter = subject_clause(subjects, &mut args, "subject");
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, COALESCE(subject, ''), timestamp, properties FROM events
+         WHERE org = ? AND code = ? AND timestamp >= ? AND timestamp < ?{filter}"
+    ))?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    while let Some(row) = rows.next()? {
+        let subject: String = row.get(1)?;
+        let properties: Map<String, Value> =
+            serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default();
+        visit(
+            row.get(0)?,
+            &subject,
+            Timestamp::from_micros(row.get(2)?),
+            &properties,
+        )?;
+    }
+    Ok(())
+}
+
+fn state_rows(
+    conn: &Connection,
+    org: i64,
+    metric_seq: i64,
+    definition: &MetricDefinition,
+    q: &UsageQuery,
+    cuts: &[(Timestamp, Timestamp)],
+    projection: &Projection<'_>,
+) -> StoreResult<HashMap<RowKey, Decimal>> {
+    let mut states: HashMap<RowKey, AggState> = HashMap::new();
+    let overflow = |e: tally_core::aggregation::Overflow| StoreError::Database(e.to_string());
+    for span in decompose_windows(cuts) {
+        match span.source {
+            Source::Raw => {
+                raw_events(
+                    conn,
+                    org,
+                    definition.event_type.as_str(),
+                    (span.from, span.to),
+                    &q.subjects,
+                    |seq, subject, at, props| {
+                        let Ok(Some(reading)) = definition.read(props, at) else {
+                            return Ok(());
+                        };
+                        let Some(window) = window_index(cuts, at) else {
+                            return Ok(());
+                        };
+                        if let Some(key) = projection.key(window, subject, reading.group.as_str()) {
+                            states
+                                .entry(key)
+                                .or_insert_with(|| AggState::new(cuts[window].0))
+                                .add(at, seq, reading.value)
+                                .map_err(overflow)?;
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
+            Source::Hour | Source::Minute => {
+                let width = span.source.bucket_seconds();
+                let mut args = vec![
+                    SqlValue::Integer(org),
+                    SqlValue::Integer(metric_seq),
+                    SqlValue::Integer(width),
+                    SqlValue::Integer(span.from.seconds()),
+                    SqlValue::Integer(span.to.seconds()),
+                ];
+                let filter = subject_clause(&q.subjects, &mut args, "subject");
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT subject, group_key, bucket, count, sum, min, max, latest_at, latest_seq, latest_value, weighted
+                     FROM rollups WHERE org = ? AND metric = ? AND width = ? AND bucket >= ? AND bucket < ?{filter}"
+                ))?;
+                let mut rows = stmt.query(params_from_iter(args.iter()))?;
+                while let Some(row) = rows.next()? {
+                    let subject: String = row.get(0)?;
+                    let group_key: String = row.get(1)?;
+                    let bucket = Timestamp::from_seconds(row.get(2)?);
+                    let state = state_from_row(row, 3, bucket)?;
+                    let Some(window) = window_index(cuts, bucket) else {
+                        continue;
+                    };
+                    if let Some(key) = projection.key(window, &subject, &group_key) {
+                        states
+                            .entry(key)
+                            .or_insert_with(|| AggState::new(cuts[window].0))
+                            .merge(&state)
+                            .map_err(overflow)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(states
+        .into_iter()
+        .filter_map(|(key, state)| {
+            let span = cuts[key.0];
+            state
+                .units(definition.aggregation, span, Decimal::ZERO)
+                .map(|value| (key, value))
+        })
+        .collect())
+}
+
+fn unique_rows(
+    conn: &Connection,
+    org: i64,
+    definition: &MetricDefinition,
+    q: &UsageQuery,
+    cuts: &[(Timestamp, Timestamp)],
+    projection: &Projection<'_>,
+) -> StoreResult<HashMap<RowKey, Decimal>> {
+    let mut values: HashMap<RowKey, Vec<DistinctEvent>> = HashMap::new();
+    let range = (cuts[0].0, cuts[cuts.len() - 1].1);
+    raw_events(
+        conn,
+        org,
+        definition.event_type.as_str(),
+        range,
+        &q.subjects,
+        |seq, subject, at, props| {
+            let Ok(Some(reading)) = definition.read(props, at) else {
+                return Ok(());
+            };
+            let (Some(window), Some((value, operation))) =
+                (window_index(cuts, at), reading.distinct)
+            else {
+                return Ok(());
+            };
+            if let Some(key) = projection.key(window, subject, reading.group.as_str()) {
+                values.entry(key).or_default().push(DistinctEvent {
+                    at,
+                    seq,
+                    value,
+                    operation,
+                });
+            }
+            Ok(())
+        },
+    )?;
+    Ok(values
+        .into_iter()
+        .map(|(key, events)| (key, Decimal::from(unique_count(&events, false))))
+        .collect())
+}

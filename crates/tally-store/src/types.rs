@@ -1,0 +1,192 @@
+//! Values the store hands back and the queries it takes.
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use tally_core::aggregation::AggState;
+use tally_core::event::BillingIssue;
+use tally_core::id::MetricId;
+use tally_core::metric::MetricDefinition;
+use tally_core::time::Timestamp;
+use tally_core::window::WindowSize;
+
+/// A page of a list and the size of the whole list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<T> {
+    /// The items of the page.
+    pub items: Vec<T>,
+    /// How many items the whole list holds.
+    pub total: u64,
+}
+
+/// A stored billable metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// Its id (`lago_id`; the meter id is the same bits).
+    pub id: MetricId,
+    /// What it counts.
+    pub definition: MetricDefinition,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Whether a group of events is stored as a whole or event by event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Atomicity {
+    /// Any conflict stores nothing (Lago batches).
+    AllOrNothing,
+    /// Each event stands alone (bulk ingest, CloudEvent batches).
+    EachEvent,
+}
+
+/// What happened to one event handed to [`crate::Store::record_events`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventOutcome {
+    /// Newly stored.
+    Stored(StoredEvent),
+    /// The same event was already stored; nothing changed.
+    Duplicate(StoredEvent),
+    /// Another payload is stored under this idempotency key; nothing changed.
+    Conflict(StoredEvent),
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Ingest sequence number.
+    pub seq: i64,
+    /// The event's `lago_id`.
+    pub id: uuid::Uuid,
+    /// CloudEvent source, `None` for Lago events.
+    pub source: Option<String>,
+    /// The client's transaction id.
+    pub transaction_id: String,
+    /// Event code after the case policy.
+    pub code: String,
+    /// Subject (external customer id) as sent.
+    pub subject: Option<String>,
+    /// Subscription as sent.
+    pub external_subscription_id: Option<String>,
+    /// Event time.
+    pub timestamp: Timestamp,
+    /// Receipt time.
+    pub received_at: Timestamp,
+    /// Properties after the case policy.
+    pub properties: Map<String, Value>,
+    /// Code and properties as sent, when the case policy changed them.
+    pub original: Option<Value>,
+    /// Lago `precise_total_amount_cents`.
+    pub precise_total_amount_cents: Option<Decimal>,
+    /// Why it cannot be billed, if it cannot.
+    pub issue: Option<StoredIssue>,
+}
+
+/// A billing issue as stored: its code and its human explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIssue {
+    /// Stable code (see [`BillingIssue::code`]).
+    pub code: String,
+    /// Explanation.
+    pub detail: String,
+}
+
+impl From<&BillingIssue> for StoredIssue {
+    fn from(issue: &BillingIssue) -> Self {
+        StoredIssue {
+            code: issue.code().to_owned(),
+            detail: issue.to_string(),
+        }
+    }
+}
+
+/// Filters for [`crate::Store::list_events`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    /// Only this event code.
+    pub code: Option<String>,
+    /// Only this subject (external customer id).
+    pub subject: Option<String>,
+    /// Only this subscription.
+    pub external_subscription_id: Option<String>,
+    /// Events at or after this time.
+    pub from: Option<Timestamp>,
+    /// Events at or before this time.
+    pub to: Option<Timestamp>,
+    /// `Some(false)`: only unbillable events; `Some(true)`: only billable ones.
+    pub billable: Option<bool>,
+}
+
+/// A usage query over one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageQuery {
+    /// The metric's code.
+    pub metric: String,
+    /// Inclusive start; `None` means the first event.
+    pub from: Option<Timestamp>,
+    /// Exclusive end (required: the caller passes "now" when the client sent none).
+    pub to: Timestamp,
+    /// Windowing, if any, and the zone windows are cut in.
+    pub window: Option<(WindowSize, Tz)>,
+    /// Only these subjects (empty: all); filtering by subject also groups by it.
+    pub subjects: Vec<String>,
+    /// Group by subject.
+    pub group_by_subject: bool,
+    /// Group by these dimensions of the metric.
+    pub group_by: Vec<String>,
+    /// Only events whose dimension equals the value.
+    pub filter_group: BTreeMap<String, String>,
+}
+
+/// The most windows one query may produce.
+pub const MAX_WINDOWS: usize = 100_000;
+
+/// One row of a usage answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    /// Window start (or the query's start).
+    pub window_start: Timestamp,
+    /// Window end (or the query's end).
+    pub window_end: Timestamp,
+    /// The subject, when grouped by subject.
+    pub subject: Option<String>,
+    /// Requested dimension values.
+    pub group: BTreeMap<String, Option<String>>,
+    /// The aggregated value.
+    pub value: Decimal,
+}
+
+/// The outcome of a rollup rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RebuildReport {
+    /// Metrics rebuilt.
+    pub metrics: u64,
+    /// Events read.
+    pub events: u64,
+    /// Rollup rows after the rebuild.
+    pub rows: u64,
+    /// Rows that were missing, extra or different before the rebuild.
+    pub rows_changed: u64,
+}
+
+/// One stored rollup row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRow {
+    /// The metric's code.
+    pub metric: String,
+    /// Bucket width in seconds.
+    pub width: i64,
+    /// Subject ('' when none).
+    pub subject: String,
+    /// Bucket start in seconds.
+    pub bucket: i64,
+    /// Subscription ('' when none).
+    pub subscription: String,
+    /// Canonical group key.
+    pub group_key: String,
+    /// The aggregate.
+    pub state: AggState,
+}

@@ -3,11 +3,14 @@
 //! Windows (`MINUTE`, `HOUR`, `DAY`) are cut in the caller's IANA time zone: a day window starts at
 //! local midnight and may last 23 or 25 hours across a daylight-saving change; hour and minute windows
 //! start on the local hour or minute, so in a zone offset by 5:30 an hour window starts at :30 UTC.
+//! Where a daylight-saving shift is not a whole hour (Lord Howe moves its clocks by 30 minutes), the
+//! hour it lands in lasts 90 minutes when the clock goes back, and is cut when the clock jumps into
+//! the next local hour.
 //!
 //! Rollups hold per-hour and per-minute states in UTC. [`decompose`] splits any range into the hours it
 //! covers whole, the minutes around them, and the sub-minute edges that only raw events can answer.
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::time::{MICROS_PER_SECOND, Timestamp};
@@ -61,10 +64,15 @@ pub fn window_start(at: Timestamp, size: WindowSize, tz: Tz) -> Timestamp {
             }
             .unwrap_or(naive);
             let offset = local.naive_local() - local.naive_utc();
-            Timestamp::from_datetime(DateTime::<Utc>::from_naive_utc_and_offset(
-                truncated - offset,
-                Utc,
-            ))
+            let start = truncated - offset;
+            if tz.offset_from_utc_datetime(&start).fix() == local.offset().fix() {
+                return Timestamp::from_datetime(DateTime::<Utc>::from_naive_utc_and_offset(
+                    start, Utc,
+                ));
+            }
+            // A shift of less than an hour (Lord Howe's 30 minutes) happened since the local hour
+            // began: the window starts at that hour's first instant, or when the clock resumed.
+            local_start(truncated, tz, at)
         }
         WindowSize::Day => local_midnight(local.date_naive().and_hms_opt(0, 0, 0), tz, at),
     }
@@ -75,9 +83,16 @@ pub fn next_window(start: Timestamp, size: WindowSize, tz: Tz) -> Timestamp {
     match size {
         WindowSize::Minute => Timestamp::from_micros(start.micros() + 60 * MICROS_PER_SECOND),
         WindowSize::Hour => {
-            // Step an hour, then realign: zones with :30 offsets stay on :30.
-            let next = Timestamp::from_micros(start.micros() + 3600 * MICROS_PER_SECOND);
-            window_start(next, size, tz)
+            // Step an hour, then realign: zones with :30 offsets stay on :30. An hour lengthened by a
+            // 30-minute daylight-saving shift realigns to its own start, so step on by quarters.
+            let hour = Timestamp::from_micros(start.micros() + 3600 * MICROS_PER_SECOND);
+            (0..8)
+                .map(|quarter| {
+                    let probe = hour.micros() + quarter * 900 * MICROS_PER_SECOND;
+                    window_start(Timestamp::from_micros(probe), size, tz)
+                })
+                .find(|next| *next > start)
+                .unwrap_or(hour)
         }
         WindowSize::Day => {
             let local = start.to_datetime().with_timezone(&tz);
@@ -92,6 +107,21 @@ pub fn next_window(start: Timestamp, size: WindowSize, tz: Tz) -> Timestamp {
             )
         }
     }
+}
+
+/// Returns the last instant up to `at` whose local time is `naive`, or when the clock resumed after
+/// skipping it.
+fn local_start(naive: NaiveDateTime, tz: Tz, at: Timestamp) -> Timestamp {
+    let instants = match tz.from_local_datetime(&naive) {
+        LocalResult::Single(only) => vec![only],
+        LocalResult::Ambiguous(first, second) => vec![second, first],
+        LocalResult::None => vec![],
+    };
+    instants
+        .into_iter()
+        .map(|local| Timestamp::from_datetime(local.with_timezone(&Utc)))
+        .find(|start| *start <= at)
+        .unwrap_or_else(|| local_midnight(Some(naive), tz, at))
 }
 
 fn local_midnight(naive: Option<NaiveDateTime>, tz: Tz, fallback: Timestamp) -> Timestamp {

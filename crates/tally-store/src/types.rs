@@ -125,7 +125,7 @@ pub struct EventFilter {
 pub struct UsageQuery {
     /// The metric's code.
     pub metric: String,
-    /// Inclusive start; `None` means the first event.
+    /// Inclusive start; `None` means the first event (with windows, the start of its window).
     pub from: Option<Timestamp>,
     /// Exclusive end (required: the caller passes "now" when the client sent none).
     pub to: Timestamp,

@@ -8,6 +8,8 @@ pub mod openmeter;
 pub mod query;
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -87,12 +89,43 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
+        // As in Lago, a method a path does not serve is an unknown route.
+        .method_not_allowed_fallback(not_found)
+        .layer(axum::middleware::from_fn(oversized_body))
         .with_state(state)
 }
 
 /// Returns the OpenAPI document (for tests and `tally openapi`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().1
+}
+
+/// Answers axum's own refusal of a body over [`BODY_LIMIT`] (plain text) in the route family's error
+/// format, so every error body is one the Lago and OpenMeter clients can parse.
+async fn oversized_body(request: Request, next: Next) -> Response {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let openmeter = is_openmeter(request.uri().path(), request.method(), content_type);
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.starts_with("application/json") || ct.starts_with("application/problem+json")
+        });
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || json {
+        return response;
+    }
+    let error =
+        ApiError::PayloadTooLarge(format!("a request body holds at most {BODY_LIMIT} bytes"));
+    if openmeter {
+        Problem(error).into_response()
+    } else {
+        error.into_response()
+    }
 }
 
 async fn not_found(request: Request) -> Response {

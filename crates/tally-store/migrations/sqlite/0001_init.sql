@@ -85,12 +85,18 @@ CREATE INDEX events_code_time ON events(org, code, timestamp);
 -- Unbillable events stay few; this keeps listing and re-checking them cheap.
 CREATE INDEX events_unbillable ON events(org, id) WHERE issue IS NOT NULL;
 
--- Idempotency: one row per key fingerprint. The writer confirms a match against the event's own key.
+-- Idempotency keys, partitioned by generation (the event id >> 16: 65,536 events each) so that new keys
+-- land in one small, hot part of the index instead of dirtying pages all over a large one. A key is
+-- unique within its generation by this primary key and across generations by the single writer,
+-- which checks an in-memory filter of every key and probes the generations the filter cannot rule out
+-- (see docs/decisions.md, "Idempotency at scale").
 CREATE TABLE event_keys (
-    key_hash        INTEGER PRIMARY KEY,
+    generation      INTEGER NOT NULL,
+    key_hash        INTEGER NOT NULL,
     payload_hash    INTEGER NOT NULL,
-    event_id        INTEGER NOT NULL
-);
+    event_id        INTEGER NOT NULL,
+    PRIMARY KEY (generation, key_hash)
+) WITHOUT ROWID;
 
 -- Pre-aggregated usage per metric, subject, subscription, group and minute (width 60) or hour (3600).
 -- Written in the same transaction as the events they count; `tally rollups rebuild` recomputes them.

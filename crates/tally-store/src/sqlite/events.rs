@@ -14,6 +14,7 @@ use tally_core::time::Timestamp;
 
 use super::billable_metrics;
 use super::customers;
+use super::keys::{KeyIndex, find_unfiltered, generation_of};
 use super::rollups::RollupBuffer;
 use crate::error::StoreResult;
 use crate::types::{EventFilter, EventOutcome, Listed, StoredEvent, StoredIssue};
@@ -100,16 +101,15 @@ pub(super) fn event_uuid(org: i64, seq: i64) -> uuid::Uuid {
 /// Records events in order; see [`crate::Store::record_events`].
 pub(super) fn record(
     conn: &Connection,
+    keys: &mut KeyIndex,
+    rollups: &mut RollupBuffer,
     org: i64,
-    events: &[NewEvent],
+    events: Vec<NewEvent>,
 ) -> StoreResult<Vec<EventOutcome>> {
-    let mut buffer = RollupBuffer::default();
     let mut metrics: HashMap<String, Vec<(i64, MetricDefinition)>> = HashMap::new();
     let mut customers = CustomerCheck::new(org);
-    let mut find_key =
-        conn.prepare_cached("SELECT payload_hash, event_id FROM event_keys WHERE key_hash = ?1")?;
     let mut insert_key = conn.prepare_cached(
-        "INSERT INTO event_keys (key_hash, payload_hash, event_id) VALUES (?1, ?2, ?3)",
+        "INSERT INTO event_keys (generation, key_hash, payload_hash, event_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut insert_event = conn.prepare_cached(
         "INSERT INTO events (org, key_hash, source, transaction_id, code, subject, external_subscription_id,
@@ -118,10 +118,7 @@ pub(super) fn record(
     )?;
     let mut outcomes = Vec::with_capacity(events.len());
     for event in events {
-        let existing: Option<(i64, i64)> = find_key
-            .query_row([event.key_hash], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        if let Some((payload_hash, id)) = existing {
+        if let Some((payload_hash, id)) = keys.find(conn, event.key_hash)? {
             let stored = by_seq(conn, id)?;
             let same_key = stored.source == event.source
                 && stored.transaction_id == event.transaction_id.as_str();
@@ -153,7 +150,7 @@ pub(super) fn record(
             subscription,
             &mut customers,
         )?;
-        let properties = Value::Object(event.properties.clone()).to_string();
+        let properties = serde_json::to_string(&event.properties).unwrap_or_else(|_| "{}".into());
         let stored_issue = issue.as_ref().map(StoredIssue::from);
         insert_event.execute(params![
             org,
@@ -172,9 +169,12 @@ pub(super) fn record(
             stored_issue.as_ref().map(|i| i.detail.as_str()),
         ])?;
         let seq = conn.last_insert_rowid();
-        insert_key.execute(params![event.key_hash, event.payload_hash, seq])?;
+        let generation = generation_of(seq);
+        insert_key.execute(params![generation, event.key_hash, event.payload_hash, seq])?;
+        keys.insert(event.key_hash, generation);
         for (metric, reading) in &readings {
-            buffer.add(
+            rollups.add(
+                org,
                 *metric,
                 subject.unwrap_or(""),
                 subscription.unwrap_or(""),
@@ -183,17 +183,22 @@ pub(super) fn record(
                 seq,
             )?;
         }
+        let (code, subject, subscription) = (
+            code.to_owned(),
+            subject.map(str::to_owned),
+            subscription.map(str::to_owned),
+        );
         outcomes.push(EventOutcome::Stored(StoredEvent {
             seq,
             id: event_uuid(org, seq),
-            source: event.source.clone(),
+            source: event.source,
             transaction_id: event.transaction_id.as_str().to_owned(),
-            code: code.to_owned(),
-            subject: subject.map(str::to_owned),
-            external_subscription_id: subscription.map(str::to_owned),
+            code,
+            subject,
+            external_subscription_id: subscription,
             timestamp: event.timestamp,
             received_at: event.received_at,
-            properties: event.properties.clone(),
+            properties: event.properties,
             original: event
                 .original
                 .as_deref()
@@ -202,7 +207,6 @@ pub(super) fn record(
             issue: stored_issue,
         }));
     }
-    buffer.flush(conn, org)?;
     Ok(outcomes)
 }
 
@@ -254,14 +258,7 @@ pub(super) fn by_key(
     source: Option<&str>,
     transaction_id: &str,
 ) -> StoreResult<Option<StoredEvent>> {
-    let id: Option<i64> = conn
-        .query_row(
-            "SELECT event_id FROM event_keys WHERE key_hash = ?1",
-            [key_hash],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let Some(id) = id else {
+    let Some(id) = find_unfiltered(conn, key_hash)? else {
         return Ok(None);
     };
     let mut stmt = conn.prepare_cached(&format!(

@@ -5,8 +5,10 @@
 //! docs/performance.md for the measured difference).
 
 mod billable_metrics;
+mod checkpoint;
 mod customers;
 mod events;
+mod keys;
 mod migrate;
 mod orgs;
 mod pool;
@@ -105,6 +107,7 @@ impl DatabaseUrl {
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     writer: Writer,
+    checkpointer: std::sync::Mutex<checkpoint::Checkpointer>,
     reads: Arc<ReadPool>,
     orgs: RwLock<HashMap<OrganizationId, i64>>,
 }
@@ -155,8 +158,12 @@ impl SqliteStore {
                 Ok(reader)
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let checkpointer =
+            checkpoint::Checkpointer::spawn(connect(&options.path, options.durability)?)?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
+            checkpointer: std::sync::Mutex::new(checkpointer),
             reads: ReadPool::new(readers),
             orgs: RwLock::new(HashMap::new()),
         })
@@ -307,9 +314,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Metric> {
         let seq = self.org_seq(org).await?;
         self.writer
-            .write(1, move |ctx| {
-                billable_metrics::create(ctx.conn, seq, definition)
-            })
+            .write_rebuilding(move |ctx| billable_metrics::create(ctx.conn, seq, definition))
             .await
     }
 
@@ -322,9 +327,7 @@ impl Store for SqliteStore {
         let seq = self.org_seq(org).await?;
         let code = code.to_owned();
         self.writer
-            .write(1, move |ctx| {
-                billable_metrics::update(ctx.conn, seq, &code, definition)
-            })
+            .write_rebuilding(move |ctx| billable_metrics::update(ctx.conn, seq, &code, definition))
             .await
     }
 
@@ -358,7 +361,7 @@ impl Store for SqliteStore {
         let seq = self.org_seq(org).await?;
         let code = code.to_owned();
         self.writer
-            .write(1, move |ctx| billable_metrics::delete(ctx.conn, seq, &code))
+            .write_rebuilding(move |ctx| billable_metrics::delete(ctx.conn, seq, &code))
             .await
     }
 
@@ -372,7 +375,7 @@ impl Store for SqliteStore {
         let weight = events.len();
         self.writer
             .write(weight, move |ctx| {
-                let outcomes = events::record(ctx.conn, seq, &events)?;
+                let outcomes = events::record(ctx.conn, ctx.keys, &mut ctx.rollups, seq, events)?;
                 let refused = outcomes
                     .iter()
                     .any(|o| matches!(o, EventOutcome::Conflict(_)));
@@ -429,7 +432,7 @@ impl Store for SqliteStore {
     async fn rebuild_rollups(&self, org: OrganizationId) -> StoreResult<RebuildReport> {
         let seq = self.org_seq(org).await?;
         self.writer
-            .write(1, move |ctx| rollups::rebuild_all(ctx.conn, seq))
+            .write_rebuilding(move |ctx| rollups::rebuild_all(ctx.conn, seq))
             .await
     }
 
@@ -442,6 +445,9 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.writer.close().await;
+        if let Ok(mut checkpointer) = self.checkpointer.lock() {
+            checkpointer.stop();
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Rollups: per-minute and per-hour aggregate states, kept in the same transaction as events.
 //!
-//! Each write job folds its events into a [`RollupBuffer`] in memory and merges it into the stored rows
-//! before its savepoint is released, so a rolled-back job leaves no rollup behind and an acknowledged
-//! event is visible to the next query. Rebuilding recomputes the same rows from raw events.
+//! Each write job folds its events into a [`RollupBuffer`] in memory. The writer merges the buffer of
+//! every job that succeeded into one buffer per commit group and writes it into the stored rows just
+//! before the group commits, so a rolled-back job leaves no rollup behind, many requests for the same
+//! customer and minute cost one row write, and an acknowledged event is visible to the next query.
+//! Rebuilding recomputes the same rows from raw events.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -19,11 +21,14 @@ use super::events::{Assessment, CustomerCheck, assess};
 use crate::error::{StoreError, StoreResult};
 use crate::types::{RebuildReport, RollupRow};
 
-/// Bucket widths kept, in seconds.
-pub(super) const WIDTHS: [i64; 2] = [60, 3600];
+/// Width of minute buckets, in seconds.
+const MINUTE: i64 = 60;
+/// Width of hour buckets, in seconds.
+const HOUR: i64 = 3600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct RollupKey {
+    org: i64,
     metric: i64,
     width: i64,
     subject: String,
@@ -39,9 +44,11 @@ pub(super) struct RollupBuffer {
 }
 
 impl RollupBuffer {
-    /// Adds one reading of one metric.
+    /// Adds one reading of one metric to its minute bucket (hour buckets are derived at flush).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn add(
         &mut self,
+        org: i64,
         metric: i64,
         subject: &str,
         subscription: &str,
@@ -49,43 +56,68 @@ impl RollupBuffer {
         at: Timestamp,
         seq: i64,
     ) -> StoreResult<()> {
-        for width in WIDTHS {
-            let bucket = at.seconds().div_euclid(width) * width;
-            let key = RollupKey {
-                metric,
-                width,
-                subject: subject.to_owned(),
-                bucket,
-                subscription: subscription.to_owned(),
-                group_key: reading.group.as_str().to_owned(),
-            };
-            self.states
-                .entry(key)
-                .or_insert_with(|| AggState::new(Timestamp::from_seconds(bucket)))
-                .add(at, seq, reading.value)
-                .map_err(|e| StoreError::Database(e.to_string()))?;
+        let bucket = at.seconds().div_euclid(MINUTE) * MINUTE;
+        let key = RollupKey {
+            org,
+            metric,
+            width: MINUTE,
+            subject: subject.to_owned(),
+            bucket,
+            subscription: subscription.to_owned(),
+            group_key: reading.group.as_str().to_owned(),
+        };
+        self.states
+            .entry(key)
+            .or_insert_with(|| AggState::new(Timestamp::from_seconds(bucket)))
+            .add(at, seq, reading.value)
+            .map_err(overflow)
+    }
+
+    /// Tells whether nothing is buffered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Moves every state of `other` into this buffer.
+    pub(crate) fn absorb(&mut self, other: RollupBuffer) -> StoreResult<()> {
+        for (key, state) in other.states {
+            merge_into(&mut self.states, key, &state)?;
         }
         Ok(())
     }
 
-    /// Merges every buffered state into the stored rows of `org` and empties the buffer.
-    pub(super) fn flush(&mut self, conn: &Connection, org: i64) -> StoreResult<usize> {
+    /// Merges every buffered state into the stored minute and hour rows and empties the buffer.
+    pub(crate) fn flush(&mut self, conn: &Connection) -> StoreResult<usize> {
+        let mut hours: HashMap<RollupKey, AggState> = HashMap::new();
+        for (key, state) in &self.states {
+            let hour = RollupKey {
+                width: HOUR,
+                bucket: key.bucket.div_euclid(HOUR) * HOUR,
+                ..key.clone()
+            };
+            merge_into(&mut hours, hour, state)?;
+        }
         let mut select = conn.prepare_cached(
             "SELECT count, sum, min, max, latest_at, latest_seq, latest_value, weighted FROM rollups
              WHERE org = ?1 AND metric = ?2 AND width = ?3 AND subject = ?4 AND bucket = ?5 AND subscription = ?6 AND group_key = ?7",
         )?;
-        let mut upsert = conn.prepare_cached(
-            "INSERT OR REPLACE INTO rollups (org, metric, width, subject, bucket, subscription, group_key,
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO rollups (org, metric, width, subject, bucket, subscription, group_key,
                 count, sum, min, max, latest_at, latest_seq, latest_value, weighted)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
-        let written = self.states.len();
-        for (key, delta) in self.states.drain() {
+        let mut update = conn.prepare_cached(
+            "UPDATE rollups SET count = ?8, sum = ?9, min = ?10, max = ?11, latest_at = ?12, latest_seq = ?13,
+                latest_value = ?14, weighted = ?15
+             WHERE org = ?1 AND metric = ?2 AND width = ?3 AND subject = ?4 AND bucket = ?5 AND subscription = ?6 AND group_key = ?7",
+        )?;
+        let written = self.states.len() + hours.len();
+        for (key, delta) in self.states.drain().chain(hours) {
             let origin = Timestamp::from_seconds(key.bucket);
             let stored = select
                 .query_row(
                     params![
-                        org,
+                        key.org,
                         key.metric,
                         key.width,
                         key.subject,
@@ -96,13 +128,12 @@ impl RollupBuffer {
                     |row| state_from_row(row, 0, origin),
                 )
                 .optional()?;
+            let exists = stored.is_some();
             let mut state = stored.unwrap_or_else(|| AggState::new(origin));
-            state
-                .merge(&delta)
-                .map_err(|e| StoreError::Database(e.to_string()))?;
+            state.merge(&delta).map_err(overflow)?;
             let latest = state.latest;
-            upsert.execute(params![
-                org,
+            let values = params![
+                key.org,
                 key.metric,
                 key.width,
                 key.subject,
@@ -117,9 +148,37 @@ impl RollupBuffer {
                 latest.map(|l| l.seq),
                 latest.map(|l| l.value.normalize().to_string()),
                 state.weighted.normalize().to_string(),
-            ])?;
+            ];
+            if exists {
+                update.execute(values)?;
+            } else {
+                insert.execute(values)?;
+            }
         }
         Ok(written)
+    }
+}
+
+fn overflow(error: tally_core::aggregation::Overflow) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+fn merge_into(
+    map: &mut HashMap<RollupKey, AggState>,
+    key: RollupKey,
+    state: &AggState,
+) -> StoreResult<()> {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut slot) => {
+            slot.get_mut().merge(state).map_err(overflow)
+        }
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            // Measure from the bucket start, as stored rows do.
+            let mut fresh = AggState::new(Timestamp::from_seconds(slot.key().bucket));
+            fresh.merge(state).map_err(overflow)?;
+            slot.insert(fresh);
+            Ok(())
+        }
     }
 }
 
@@ -209,6 +268,7 @@ pub(super) fn rebuild_event_type(
         )?;
         for (metric, reading) in &readings {
             buffer.add(
+                org,
                 *metric,
                 subject.as_deref().unwrap_or(""),
                 subscription.as_deref().unwrap_or(""),
@@ -223,7 +283,7 @@ pub(super) fn rebuild_event_type(
             set_issue.execute(params![seq, code, detail])?;
         }
     }
-    buffer.flush(conn, org)?;
+    buffer.flush(conn)?;
     Ok(events)
 }
 

@@ -14,7 +14,7 @@ use tally_core::aggregation::{AggState, DistinctEvent, unique_count};
 use tally_core::error::{Reason, ValidationErrors};
 use tally_core::metric::{AggregationType, GroupKey, MetricDefinition};
 use tally_core::time::Timestamp;
-use tally_core::window::{Source, decompose_windows, window_index, windows};
+use tally_core::window::{Source, decompose_windows, window_index, window_start, windows};
 
 use super::billable_metrics;
 use super::rollups::state_from_row;
@@ -71,7 +71,10 @@ pub(super) fn query(conn: &Connection, org: i64, q: &UsageQuery) -> StoreResult<
     let from = match q.from {
         Some(from) => from,
         None => match first_event(conn, org, definition.event_type.as_str())? {
-            Some(first) => first,
+            // Windows still start on a window boundary: the one holding the first event.
+            Some(first) => q
+                .window
+                .map_or(first, |(size, tz)| window_start(first, size, tz)),
             None => return Ok(Vec::new()),
         },
     };

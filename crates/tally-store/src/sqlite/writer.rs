@@ -15,6 +15,8 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::keys::KeyIndex;
+use super::rollups::RollupBuffer;
 use crate::error::{StoreError, StoreResult};
 
 /// Jobs waiting for the writer at most; senders wait beyond this.
@@ -22,15 +24,21 @@ const QUEUE_CAPACITY: usize = 1024;
 /// A group stops taking jobs once it holds this many events.
 const MAX_GROUP_WEIGHT: usize = 50_000;
 
-/// What a job sees: the connection inside the open transaction.
+/// What a job sees: the connection inside the open transaction, and the writer's key index.
 pub(crate) struct WriteCtx<'a> {
     pub(crate) conn: &'a Connection,
+    pub(crate) keys: &'a mut KeyIndex,
+    /// Rollup changes of this job; merged into the group's when the job succeeds.
+    pub(crate) rollups: RollupBuffer,
     /// Set by a job that must leave no trace although it returns `Ok` (a refused all-or-nothing batch).
     pub(crate) discard: bool,
 }
 
 trait Job: Send {
     fn weight(&self) -> usize;
+    /// Tells whether the job rewrites rollups from stored events, so buffered changes of earlier
+    /// jobs must reach the table first.
+    fn rewrites_rollups(&self) -> bool;
     /// Runs the job; returns whether its changes are kept.
     fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
@@ -39,6 +47,7 @@ trait Job: Send {
 struct FnJob<T, F> {
     work: Option<F>,
     weight: usize,
+    rewrites_rollups: bool,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
@@ -50,6 +59,10 @@ where
 {
     fn weight(&self) -> usize {
         self.weight
+    }
+
+    fn rewrites_rollups(&self) -> bool {
+        self.rewrites_rollups
     }
 
     fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool {
@@ -84,10 +97,11 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer thread on its own connection.
     pub(crate) fn spawn(conn: Connection) -> StoreResult<Writer> {
+        let keys = KeyIndex::load(&conn)?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("tally-writer".into())
-            .spawn(move || writer_loop(conn, receiver))
+            .spawn(move || writer_loop(conn, keys, receiver))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             sender: Mutex::new(Some(sender)),
@@ -102,6 +116,23 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
     {
+        self.submit(weight, false, work).await
+    }
+
+    /// Like [`Writer::write`], for work that recomputes rollups from stored events.
+    pub(crate) async fn write_rebuilding<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(1, true, work).await
+    }
+
+    async fn submit<T, F>(&self, weight: usize, rewrites_rollups: bool, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
         let sender = self
             .sender
             .lock()
@@ -112,6 +143,7 @@ impl Writer {
         let job: Box<dyn Job> = Box::new(FnJob {
             work: Some(work),
             weight: weight.max(1),
+            rewrites_rollups,
             result: None,
             reply,
         });
@@ -131,7 +163,7 @@ impl Writer {
     }
 }
 
-fn writer_loop(conn: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
+fn writer_loop(conn: Connection, mut keys: KeyIndex, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut weight = first.weight();
         let mut jobs = vec![first];
@@ -145,7 +177,7 @@ fn writer_loop(conn: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
             }
         }
         let started = Instant::now();
-        let committed = commit_group(&conn, &mut jobs);
+        let committed = commit_group(&conn, &mut keys, &mut jobs);
         let elapsed = started.elapsed().as_secs_f64();
         metrics::histogram!("tally_commit_seconds").record(elapsed);
         metrics::histogram!("tally_commit_group_jobs").record(jobs.len() as f64);
@@ -157,24 +189,40 @@ fn writer_loop(conn: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
             job.finish(committed.clone());
         }
     }
+    // Leave a compact database behind: copy the whole WAL back and truncate it.
+    if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(%error, "final checkpoint failed");
+    }
     tracing::debug!("writer stopped");
 }
 
-fn commit_group(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+fn commit_group(
+    conn: &Connection,
+    keys: &mut KeyIndex,
+    jobs: &mut [Box<dyn Job>],
+) -> Result<(), StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
+        let mut group = RollupBuffer::default();
         for job in jobs.iter_mut() {
+            if job.rewrites_rollups() && !group.is_empty() {
+                group.flush(conn)?;
+            }
             conn.execute_batch("SAVEPOINT job")?;
             let mut ctx = WriteCtx {
                 conn,
+                keys: &mut *keys,
+                rollups: RollupBuffer::default(),
                 discard: false,
             };
             if job.run(&mut ctx) {
                 conn.execute_batch("RELEASE job")?;
+                group.absorb(ctx.rollups)?;
             } else {
                 conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
             }
         }
+        group.flush(conn)?;
         conn.execute_batch("COMMIT")?;
         Ok(())
     })();

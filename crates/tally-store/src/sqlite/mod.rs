@@ -59,6 +59,10 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// Apply pending migrations on open (otherwise a pending migration is an error).
     pub migrate: bool,
+    /// Record events. The process that does holds an exclusive lock on `<database>.ingest.lock`,
+    /// because the writer's in-memory key filters must see every key written; tools that only manage
+    /// keys, customers or rollups open the store without it and may run beside the server.
+    pub ingest: bool,
 }
 
 impl SqliteOptions {
@@ -69,6 +73,7 @@ impl SqliteOptions {
             durability: Durability::Full,
             readers: 4,
             migrate: true,
+            ingest: true,
         }
     }
 }
@@ -106,6 +111,8 @@ impl DatabaseUrl {
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
+    /// Held while the store records events; released by `close`.
+    ingest_lock: std::sync::Mutex<Option<std::fs::File>>,
     writer: Writer,
     checkpointer: std::sync::Mutex<checkpoint::Checkpointer>,
     reads: Arc<ReadPool>,
@@ -134,6 +141,26 @@ fn connect(path: &Path, durability: Durability) -> StoreResult<Connection> {
     Ok(conn)
 }
 
+/// Takes the exclusive ingest lock of a database, failing at once if another process holds it.
+fn lock_ingest(path: &Path) -> StoreResult<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".ingest.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", Path::new(&lock_path).display())))?;
+    file.try_lock().map_err(|_| {
+        StoreError::Config(format!(
+            "another tally process is already recording events into {} (lock {} is held)",
+            path.display(),
+            Path::new(&lock_path).display()
+        ))
+    })?;
+    Ok(file)
+}
+
 impl SqliteStore {
     /// Opens (and by default migrates) the database, starting the writer thread and the readers.
     pub fn open(options: &SqliteOptions) -> StoreResult<SqliteStore> {
@@ -145,6 +172,7 @@ impl SqliteStore {
                 ))
             })?;
         }
+        let ingest_lock = if options.ingest { Some(lock_ingest(&options.path)?) } else { None };
         let mut conn = connect(&options.path, options.durability)?;
         if options.migrate {
             migrate::migrate(&mut conn)?;
@@ -162,6 +190,7 @@ impl SqliteStore {
         let checkpointer =
             checkpoint::Checkpointer::spawn(connect(&options.path, options.durability)?)?;
         Ok(SqliteStore {
+            ingest_lock: std::sync::Mutex::new(ingest_lock),
             writer: Writer::spawn(conn)?,
             checkpointer: std::sync::Mutex::new(checkpointer),
             reads: ReadPool::new(readers),
@@ -371,6 +400,11 @@ impl Store for SqliteStore {
         events: Vec<NewEvent>,
         atomicity: Atomicity,
     ) -> StoreResult<Vec<EventOutcome>> {
+        if self.ingest_lock.lock().map_or(true, |lock| lock.is_none()) {
+            return Err(StoreError::Config(
+                "this store was opened without ingest; events are recorded by the server".into(),
+            ));
+        }
         let seq = self.org_seq(org).await?;
         let weight = events.len();
         self.writer
@@ -447,6 +481,9 @@ impl Store for SqliteStore {
         self.writer.close().await;
         if let Ok(mut checkpointer) = self.checkpointer.lock() {
             checkpointer.stop();
+        }
+        if let Ok(mut lock) = self.ingest_lock.lock() {
+            lock.take();
         }
     }
 }

@@ -1,0 +1,19 @@
+//! The server's integration tests: each module starts real servers on temporary SQLite files and
+//! checks one feature through HTTP against the Lago and OpenMeter contracts (COMPAT.md).
+
+mod aggregations;
+mod auth;
+mod batch;
+mod billable_metrics;
+mod bulk;
+mod case;
+mod cloudevents;
+mod customers;
+mod events;
+mod helpers;
+mod meter_query;
+mod meters;
+mod openapi;
+mod restart;
+mod rollups;
+mod unbillable;

@@ -1,0 +1,124 @@
+//! The OpenAPI document: version 3.1, every route listed, and every listed route served.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+/// Every route tally serves under `/api/v1`, written by hand.
+const ROUTES: [(&str, &str); 23] = [
+    ("post", "/api/v1/customers"),
+    ("get", "/api/v1/customers"),
+    ("get", "/api/v1/customers/{external_customer_id}"),
+    ("delete", "/api/v1/customers/{external_customer_id}"),
+    ("post", "/api/v1/billable_metrics"),
+    ("get", "/api/v1/billable_metrics"),
+    ("get", "/api/v1/billable_metrics/{code}"),
+    ("put", "/api/v1/billable_metrics/{code}"),
+    ("delete", "/api/v1/billable_metrics/{code}"),
+    ("get", "/api/v1/organizations"),
+    ("put", "/api/v1/organizations"),
+    ("post", "/api/v1/events"),
+    ("get", "/api/v1/events"),
+    ("post", "/api/v1/events/batch"),
+    ("post", "/api/v1/events/bulk"),
+    ("get", "/api/v1/events/{transaction_id}"),
+    ("get", "/api/v1/meters"),
+    ("post", "/api/v1/meters"),
+    ("get", "/api/v1/meters/{meterIdOrSlug}"),
+    ("put", "/api/v1/meters/{meterIdOrSlug}"),
+    ("delete", "/api/v1/meters/{meterIdOrSlug}"),
+    ("get", "/api/v1/meters/{meterIdOrSlug}/query"),
+    // Counted separately: the document itself.
+    ("get", "/api/v1/openapi.json"),
+];
+
+#[tokio::test]
+async fn the_document_lists_every_route() {
+    let app = spawn_app().await;
+    let reply = app
+        .send(app.client.get(app.url("/api/v1/openapi.json")))
+        .await;
+    reply.assert_status(200);
+    assert!(reply.content_type().starts_with("application/json"));
+    let doc = reply.json();
+    let version = doc["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3.1"), "{version}");
+    assert_eq!(doc["info"]["title"], "tally");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+
+    let api_routes = &ROUTES[..ROUTES.len() - 1];
+    for (method, path) in api_routes {
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} is missing from the document"
+        );
+    }
+    // And nothing else: every documented operation is one of the routes above.
+    let methods = [
+        "get", "post", "put", "delete", "patch", "head", "options", "trace",
+    ];
+    for (path, item) in paths {
+        for method in methods {
+            if item.get(method).is_some() {
+                assert!(
+                    api_routes.contains(&(method, path.as_str())),
+                    "{method} {path} is documented but not expected"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let app = spawn_app().await;
+    let doc = app
+        .send(app.client.get(app.url("/api/v1/openapi.json")))
+        .await
+        .json();
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut called = 0;
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{external_customer_id}", "cus_x")
+            .replace("{code}", "metric_x")
+            .replace("{transaction_id}", "tx_x")
+            .replace("{meterIdOrSlug}", "meter_x");
+        for method in ["get", "post", "put", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
+            let reply = app
+                .call(method.clone(), &concrete, &app.admin_key, body.as_ref())
+                .await;
+            called += 1;
+            assert_ne!(
+                reply.status.as_u16(),
+                405,
+                "{method} {concrete}: {}",
+                reply.text
+            );
+            if reply.status.as_u16() == 404 {
+                let body = reply.json();
+                assert_ne!(body["code"], "resource_not_found", "{method} {concrete}");
+                assert_ne!(body["detail"], "resource not found", "{method} {concrete}");
+            }
+        }
+    }
+    assert_eq!(called, ROUTES.len() - 1);
+
+    // An unknown route, for contrast.
+    let reply = app.get("/api/v1/plans_x", &app.admin_key).await;
+    reply.assert_status(404);
+    assert_eq!(
+        reply.json(),
+        json!({"status": 404, "error": "Not Found", "code": "resource_not_found"})
+    );
+}

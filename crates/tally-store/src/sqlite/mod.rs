@@ -150,7 +150,12 @@ fn lock_ingest(path: &Path) -> StoreResult<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", Path::new(&lock_path).display())))?;
+        .map_err(|e| {
+            StoreError::Config(format!(
+                "cannot open {}: {e}",
+                Path::new(&lock_path).display()
+            ))
+        })?;
     file.try_lock().map_err(|_| {
         StoreError::Config(format!(
             "another tally process is already recording events into {} (lock {} is held)",
@@ -172,7 +177,11 @@ impl SqliteStore {
                 ))
             })?;
         }
-        let ingest_lock = if options.ingest { Some(lock_ingest(&options.path)?) } else { None };
+        let ingest_lock = if options.ingest {
+            Some(lock_ingest(&options.path)?)
+        } else {
+            None
+        };
         let mut conn = connect(&options.path, options.durability)?;
         if options.migrate {
             migrate::migrate(&mut conn)?;

@@ -16,6 +16,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tally-data/tally.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The default log filter.
 pub const DEFAULT_LOG: &str = "info";
+/// The default server the client commands (`ingest`, `usage`) talk to.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 /// A secret that never prints itself.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,6 +33,14 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// Reads a secret from a flag or an environment variable; empty values count as absent.
+pub fn parse_secret(text: &str) -> Result<Secret, String> {
+    if text.trim().is_empty() {
+        return Err("the API key is empty".into());
+    }
+    Ok(Secret::new(text.trim().to_owned()))
 }
 
 impl std::fmt::Debug for Secret {
@@ -75,6 +85,18 @@ pub struct ServeArgs {
     pub durability: Option<String>,
 }
 
+/// How the client commands (`ingest`, `usage`) reach a running server.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Base URL of the tally server [default: http://127.0.0.1:8080].
+    #[arg(long, env = "TALLY_URL")]
+    pub url: Option<String>,
+
+    /// API key sent as a bearer token (required). The secret is never printed.
+    #[arg(long, env = "TALLY_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub api_key: Option<Secret>,
+}
+
 /// The optional `tally.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,8 +105,10 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// Database URL.
     pub database_url: Option<String>,
-    /// Admin API key.
+    /// Admin API key the server ensures; the client commands also send it when no key is given.
     pub api_key: Option<String>,
+    /// Base URL the client commands talk to.
+    pub url: Option<String>,
     /// Log filter.
     pub log: Option<String>,
     /// Log format.
@@ -136,6 +160,46 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Commit durability.
     pub durability: Durability,
+}
+
+/// Settings of the client commands, merged and validated.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The server's base URL (scheme, host, port and an optional path prefix).
+    pub url: reqwest::Url,
+    /// The bearer token.
+    pub api_key: Secret,
+}
+
+impl ClientConfig {
+    /// Merges flags and environment (already in `args`), the file, and defaults; an API key is required.
+    pub fn resolve(args: &ClientArgs, db: &DatabaseArgs) -> Result<ClientConfig> {
+        let file = FileConfig::load(db.config.as_ref())?;
+        let text = args
+            .url
+            .clone()
+            .or(file.url)
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        let mut url = reqwest::Url::parse(&text)
+            .with_context(|| format!("{text:?} is not a URL such as http://127.0.0.1:8080"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            anyhow::bail!("the server URL must start with http:// or https://, not {text:?}");
+        }
+        // A base path (`https://host/tally`) must end with a slash, or joining drops its last segment.
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        let api_key = match args.api_key.clone() {
+            Some(key) => key,
+            None => file
+                .api_key
+                .filter(|k| !k.trim().is_empty())
+                .map(Secret::new)
+                .context("an API key is required: pass --api-key or set TALLY_API_KEY")?,
+        };
+        Ok(ClientConfig { url, api_key })
+    }
 }
 
 /// Resolves the database URL: flag/env, then file, then default.
@@ -238,6 +302,34 @@ mod tests {
         assert_eq!(config.log, "debug");
         assert_eq!(config.database_url, "sqlite://file.db");
         assert_eq!(config.durability, Durability::Full);
+    }
+
+    #[test]
+    fn client_settings_need_a_key_and_keep_a_base_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tally.toml");
+        std::fs::write(&path, "url = \"https://meter.example/tally\"\n").expect("write");
+        let db = DatabaseArgs {
+            database_url: None,
+            config: Some(path.clone()),
+        };
+        let mut args = ClientArgs {
+            url: None,
+            api_key: None,
+        };
+        let missing = ClientConfig::resolve(&args, &db).expect_err("no key");
+        assert!(missing.to_string().contains("API key is required"));
+        args.api_key = Some(Secret::new("k".into()));
+        let config = ClientConfig::resolve(&args, &db).expect("config");
+        assert_eq!(config.url.as_str(), "https://meter.example/tally/");
+        args.url = Some("ftp://x".into());
+        assert!(ClientConfig::resolve(&args, &db).is_err());
+        std::fs::write(&path, "api_key = \"from-the-file\"\n").expect("write");
+        args.url = None;
+        args.api_key = None;
+        let config = ClientConfig::resolve(&args, &db).expect("config");
+        assert_eq!(config.api_key.expose(), "from-the-file");
+        assert_eq!(config.url.as_str(), "http://127.0.0.1:8080/");
     }
 
     #[test]

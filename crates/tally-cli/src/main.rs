@@ -1,5 +1,6 @@
 //! The `tally` binary: the server and the commands people run around it.
 
+mod client;
 mod cmd;
 mod config;
 mod telemetry;
@@ -36,6 +37,13 @@ enum Command {
     Rollups(cmd::rollups::RollupsCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Send a file of events (NDJSON or CSV) to a running server; safe to re-run.
+    Ingest(cmd::ingest::IngestArgs),
+    /// Show a customer's usage of a metric, from a running server.
+    Usage(cmd::usage::UsageArgs),
+    /// Run a benchmark against a server started in this process.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 fn main() -> Result<()> {
@@ -50,6 +58,9 @@ fn main() -> Result<()> {
             Command::Keys(command) => cmd::keys::run(command, &cli.db).await,
             Command::Case(args) => cmd::case::run(&args),
             Command::Rollups(command) => cmd::rollups::run(command, &cli.db).await,
+            Command::Ingest(args) => cmd::ingest::run(&args, &cli.db).await,
+            Command::Usage(args) => cmd::usage::run(&args, &cli.db).await,
+            Command::Bench(command) => cmd::bench::run(&command).await,
             Command::Openapi => {
                 println!("{}", tally_server::api::openapi().to_pretty_json()?);
                 Ok(())

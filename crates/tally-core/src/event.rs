@@ -79,23 +79,25 @@ impl EventDraft {
         let payload_hash = self.payload_hash();
         let code = Code::parse("code", &case.apply(self.code.as_str()))
             .unwrap_or_else(|_| self.code.clone());
-        let mut changed = code != self.code;
-        let properties: Map<String, Value> = if case.is_none() {
-            self.properties.clone()
+        let (properties, original) = if case.is_none() {
+            (self.properties, None)
         } else {
-            self.properties
+            let mut changed = code != self.code;
+            let rewritten: Map<String, Value> = self
+                .properties
                 .iter()
                 .map(|(key, value)| {
                     let new_key = case.apply(key).into_owned();
                     changed |= &new_key != key;
                     (new_key, value.clone())
                 })
-                .collect()
+                .collect();
+            let original = changed.then(|| {
+                serde_json::json!({"code": self.code.as_str(), "properties": self.properties})
+                    .to_string()
+            });
+            (rewritten, original)
         };
-        let original = changed.then(|| {
-            serde_json::json!({"code": self.code.as_str(), "properties": self.properties})
-                .to_string()
-        });
         NewEvent {
             key_hash,
             payload_hash,
@@ -135,7 +137,7 @@ impl EventDraft {
                 .map(|d| d.normalize().to_string())
                 .as_deref(),
         );
-        write_canonical(&mut hasher, &Value::Object(self.properties.clone()));
+        write_object(&mut hasher, &self.properties);
         hasher.digest() as i64
     }
 }
@@ -184,18 +186,18 @@ fn write_canonical(hasher: &mut Xxh3, value: &Value) {
                 write_canonical(hasher, item);
             }
         }
-        Value::Object(map) => {
-            hasher.update(b"{");
-            hasher.update(&(map.len() as u64).to_le_bytes());
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for key in keys {
-                write_str(hasher, key);
-                if let Some(item) = map.get(key) {
-                    write_canonical(hasher, item);
-                }
-            }
-        }
+        Value::Object(map) => write_object(hasher, map),
+    }
+}
+
+fn write_object(hasher: &mut Xxh3, map: &Map<String, Value>) {
+    hasher.update(b"{");
+    hasher.update(&(map.len() as u64).to_le_bytes());
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (key, item) in entries {
+        write_str(hasher, key);
+        write_canonical(hasher, item);
     }
 }
 

@@ -36,7 +36,7 @@ pub async fn run(command: KeysCommand, db: &DatabaseArgs) -> Result<()> {
     let store = open_store(
         &database_url(db, &file),
         tally_store::sqlite::Durability::Full,
-        true,
+        false,
     )?;
     match command {
         KeysCommand::Create { name, scope } => {

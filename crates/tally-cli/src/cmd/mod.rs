@@ -1,10 +1,13 @@
 //! One module per command.
 
+pub mod bench;
 pub mod case;
+pub mod ingest;
 pub mod keys;
 pub mod migrate;
 pub mod rollups;
 pub mod serve;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -12,13 +15,13 @@ use anyhow::{Result, bail};
 use tally_store::Store;
 use tally_store::sqlite::{DatabaseUrl, Durability, SqliteOptions, SqliteStore};
 
-/// Opens the store a database URL names.
-pub fn open_store(url: &str, durability: Durability, migrate: bool) -> Result<Arc<dyn Store>> {
+/// Opens the store a database URL names; `ingest` is for the one process that records events.
+pub fn open_store(url: &str, durability: Durability, ingest: bool) -> Result<Arc<dyn Store>> {
     match DatabaseUrl::parse(url)? {
         DatabaseUrl::Sqlite(path) => {
             let mut options = SqliteOptions::new(path);
             options.durability = durability;
-            options.migrate = migrate;
+            options.ingest = ingest;
             Ok(Arc::new(SqliteStore::open(&options)?))
         }
         DatabaseUrl::Postgres(_) => {

@@ -19,7 +19,7 @@ pub async fn run(command: RollupsCommand, db: &DatabaseArgs) -> Result<()> {
     let store = open_store(
         &database_url(db, &file),
         tally_store::sqlite::Durability::Full,
-        true,
+        false,
     )?;
     match command {
         RollupsCommand::Rebuild => {

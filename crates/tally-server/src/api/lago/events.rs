@@ -54,7 +54,13 @@ pub fn bulk_router() -> OpenApiRouter<AppState> {
 
 /// Reads one Lago event object.
 pub fn parse_lago_event(object: &Map<String, Value>) -> Result<EventDraft, ValidationErrors> {
-    let mut fields = Fields::new(object);
+    parse_owned_event(object.clone())
+}
+
+/// Reads one Lago event object it owns, moving the properties instead of copying them (bulk ingest).
+fn parse_owned_event(mut object: Map<String, Value>) -> Result<EventDraft, ValidationErrors> {
+    let raw_properties = object.remove("properties");
+    let mut fields = Fields::new(&object);
     let transaction_id = fields
         .required_string("transaction_id")
         .and_then(|t| fields.errors.take(ExternalId::parse("transaction_id", &t)));
@@ -82,9 +88,9 @@ pub fn parse_lago_event(object: &Map<String, Value>) -> Result<EventDraft, Valid
             }
         },
     };
-    let properties = match fields.raw("properties") {
+    let properties = match raw_properties {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map.clone(),
+        Some(Value::Object(map)) => map,
         Some(_) => {
             fields.fail("properties", Reason::InvalidFormat);
             Map::new()
@@ -462,13 +468,18 @@ async fn create_bulk(
 
 fn parse_line(text: &[u8]) -> Result<EventDraft, String> {
     let value: Value = serde_json::from_slice(text).map_err(|e| format!("not valid JSON: {e}"))?;
-    let object = match value.get("event").and_then(Value::as_object) {
-        Some(inner) => inner,
-        None => value
-            .as_object()
-            .ok_or_else(|| "a line must be a JSON object".to_owned())?,
+    let Value::Object(mut object) = value else {
+        return Err("a line must be a JSON object".to_owned());
     };
-    parse_lago_event(object).map_err(|errors| errors.to_string())
+    let object = match object.remove("event") {
+        Some(Value::Object(inner)) => inner,
+        Some(other) => {
+            object.insert("event".into(), other);
+            object
+        }
+        None => object,
+    };
+    parse_owned_event(object).map_err(|errors| errors.to_string())
 }
 
 /// Reads one event by transaction id (add `?source=` for a CloudEvent).

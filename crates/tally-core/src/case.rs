@@ -49,7 +49,10 @@ impl IdentifierCase {
         let converted = match self {
             IdentifierCase::None => return Cow::Borrowed(text),
             IdentifierCase::Snake => text.to_snake_case(),
-            IdentifierCase::Camel => text.to_lower_camel_case(),
+            // heck does not always read its own camelCase back as the same words (`point_x_y`
+            // gives `pointXY`, read as `point`, `xy`); a second pass reaches the spelling that
+            // converts to itself, so an identifier already in camelCase is kept as sent.
+            IdentifierCase::Camel => text.to_lower_camel_case().to_lower_camel_case(),
             IdentifierCase::Kebab => text.to_kebab_case(),
             IdentifierCase::Lower => text.to_lowercase(),
             IdentifierCase::Upper => text.to_uppercase(),

@@ -177,8 +177,16 @@ impl Rounding {
                 .round_dp_with_strategy(self.precision.unsigned_abs(), strategy)
                 .normalize()
         } else {
+            // Drop the fraction first, in a direction that cannot change the result, so that the
+            // division by 10^k stays exact even for units with 28 decimal places.
+            let whole = match self.function {
+                RoundingFunction::Round => RoundingStrategy::ToZero,
+                _ => strategy,
+            };
             let scale = Decimal::from(10_i64.pow(self.precision.unsigned_abs()));
-            ((units / scale).round_dp_with_strategy(0, strategy) * scale).normalize()
+            ((units.round_dp_with_strategy(0, whole) / scale).round_dp_with_strategy(0, strategy)
+                * scale)
+                .normalize()
         }
     }
 }

@@ -21,7 +21,11 @@ pub fn divide(numerator: Decimal, denominator: Decimal) -> Option<Decimal> {
     if denominator.is_zero() {
         return None;
     }
-    numerator
-        .checked_div(denominator)
-        .map(|q| q.round_dp(DIVISION_SCALE).normalize())
+    // A quotient keeps 28 digits, so rounding it again to 12 places could round twice (…4999996 →
+    // …5000000 → up). The whole part and the remainder are divided apart: the fraction then keeps
+    // its digits and the rounding to 12 places is the only one that matters.
+    let remainder = numerator.checked_rem(denominator)?;
+    let whole = numerator.checked_sub(remainder)?.checked_div(denominator)?;
+    let fraction = remainder.checked_div(denominator)?.round_dp(DIVISION_SCALE);
+    whole.checked_add(fraction).map(|q| q.normalize())
 }

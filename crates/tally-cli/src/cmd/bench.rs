@@ -34,7 +34,7 @@ use tally_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use tally_store::{Atomicity, CustomerChange, EventFilter, EventOutcome, Store, StoreError};
 
 use crate::config::parse_durability;
-use workload::{CODE, CUSTOMER, FIELD, GROUP, Workload, percentile};
+use workload::{CODE, FIELD, GROUP, Timing, Workload, customer_id, percentile};
 
 /// Events per `Store::record_events` call when preloading.
 const PRELOAD_CHUNK: u64 = 50_000;
@@ -86,6 +86,15 @@ pub struct IngestBenchArgs {
     /// already holds data (skipped when --database already holds events).
     #[arg(long, default_value_t = 0)]
     pub preload: u64,
+
+    /// Customers the events are spread over.
+    #[arg(long, default_value_t = 100)]
+    pub customers: u64,
+
+    /// Time events at random over this many days before the run (a historical backfill) instead of
+    /// as live traffic (timed when sent, within a second).
+    #[arg(long)]
+    pub backfill_days: Option<u64>,
 }
 
 /// Runs a benchmark.
@@ -154,8 +163,13 @@ async fn ingest(args: &IngestBenchArgs) -> Result<()> {
         SqliteStore::open(&options).with_context(|| format!("cannot open {}", path.display()))?,
     );
     let org = store.default_organization().await?;
-    let secret = prepare(store.as_ref(), &org).await?;
-    let workload = Workload::new(Timestamp::from_datetime(chrono::Utc::now()));
+    let secret = prepare(store.as_ref(), &org, args.customers).await?;
+    let timing = args.backfill_days.map_or(Timing::Live, Timing::Backfill);
+    let workload = Workload::new(
+        Timestamp::from_datetime(chrono::Utc::now()),
+        args.customers,
+        timing,
+    );
 
     let mut before = stored_events(store.as_ref(), &org).await?;
     if args.preload > 0 {
@@ -234,6 +248,14 @@ async fn ingest(args: &IngestBenchArgs) -> Result<()> {
     println!("  endpoint             {path_name} ({route}, {content})");
     println!("  concurrency          {} clients", args.concurrency);
     println!("  batch size           {batch} events per request");
+    let timing = match args.backfill_days {
+        Some(days) => format!("backfill, spread over the last {days} days"),
+        None => "live traffic, timed when sent".to_owned(),
+    };
+    println!(
+        "  events               {} customers, {timing}",
+        args.customers
+    );
     println!(
         "  database             {}{} (durability {})",
         path.display(),
@@ -294,7 +316,7 @@ async fn ingest(args: &IngestBenchArgs) -> Result<()> {
 
 /// Creates the benchmark's admin key, customer and sum metric (the latter two only once per
 /// database); returns the key's secret.
-async fn prepare(store: &dyn Store, org: &Organization) -> Result<String> {
+async fn prepare(store: &dyn Store, org: &Organization, customers: u64) -> Result<String> {
     let secret = secret_from_bytes(&rand::random::<[u8; 32]>());
     store
         .create_api_key(
@@ -305,14 +327,17 @@ async fn prepare(store: &dyn Store, org: &Organization) -> Result<String> {
             digest(&secret),
         )
         .await?;
-    let customer = ExternalId::parse("external_id", CUSTOMER).map_err(ValidationErrors::from)?;
-    let profile = CustomerProfile {
-        name: Some("Benchmark customer".into()),
-        ..CustomerProfile::default()
-    };
-    store
-        .upsert_customer(org.id, customer, CustomerChange::new(profile))
-        .await?;
+    for index in 0..customers.max(1) {
+        let customer = ExternalId::parse("external_id", &customer_id(index))
+            .map_err(ValidationErrors::from)?;
+        let profile = CustomerProfile {
+            name: Some(format!("Benchmark customer {index}")),
+            ..CustomerProfile::default()
+        };
+        store
+            .upsert_customer(org.id, customer, CustomerChange::new(profile))
+            .await?;
+    }
     match store.metric(org.id, CODE).await {
         Ok(_) => {}
         Err(StoreError::NotFound(_)) => {

@@ -138,6 +138,7 @@ fn connect(path: &Path, durability: Durability) -> StoreResult<Connection> {
          PRAGMA temp_store = MEMORY;"
     ))?;
     conn.set_prepared_statement_cache_capacity(64);
+    rollups::register_functions(&conn)?;
     Ok(conn)
 }
 

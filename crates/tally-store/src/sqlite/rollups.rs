@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use tally_core::aggregation::{AggState, Latest};
@@ -86,7 +86,9 @@ impl RollupBuffer {
         Ok(())
     }
 
-    /// Merges every buffered state into the stored minute and hour rows and empties the buffer.
+    /// Merges every buffered state into the stored minute and hour rows and empties the buffer. The
+    /// merge happens in SQL (one upsert per row, with tally's exact decimal functions), so a row is
+    /// never read back into Rust.
     pub(crate) fn flush(&mut self, conn: &Connection) -> StoreResult<usize> {
         let mut hours: HashMap<RollupKey, AggState> = HashMap::new();
         for (key, state) in &self.states {
@@ -97,42 +99,27 @@ impl RollupBuffer {
             };
             merge_into(&mut hours, hour, state)?;
         }
-        let mut select = conn.prepare_cached(
-            "SELECT count, sum, min, max, latest_at, latest_seq, latest_value, weighted FROM rollups
-             WHERE org = ?1 AND metric = ?2 AND width = ?3 AND subject = ?4 AND bucket = ?5 AND subscription = ?6 AND group_key = ?7",
-        )?;
-        let mut insert = conn.prepare_cached(
+        let mut upsert = conn.prepare_cached(
             "INSERT INTO rollups (org, metric, width, subject, bucket, subscription, group_key,
                 count, sum, min, max, latest_at, latest_seq, latest_value, weighted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?;
-        let mut update = conn.prepare_cached(
-            "UPDATE rollups SET count = ?8, sum = ?9, min = ?10, max = ?11, latest_at = ?12, latest_seq = ?13,
-                latest_value = ?14, weighted = ?15
-             WHERE org = ?1 AND metric = ?2 AND width = ?3 AND subject = ?4 AND bucket = ?5 AND subscription = ?6 AND group_key = ?7",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (org, metric, width, subject, bucket, subscription, group_key) DO UPDATE SET
+                count = count + excluded.count,
+                sum = tally_decimal_add(sum, excluded.sum),
+                min = tally_decimal_min(min, excluded.min),
+                max = tally_decimal_max(max, excluded.max),
+                latest_value = CASE WHEN latest_at IS NULL OR (excluded.latest_at, excluded.latest_seq) > (latest_at, latest_seq)
+                    THEN excluded.latest_value ELSE latest_value END,
+                latest_seq = CASE WHEN latest_at IS NULL OR (excluded.latest_at, excluded.latest_seq) > (latest_at, latest_seq)
+                    THEN excluded.latest_seq ELSE latest_seq END,
+                latest_at = CASE WHEN latest_at IS NULL OR (excluded.latest_at, excluded.latest_seq) > (latest_at, latest_seq)
+                    THEN excluded.latest_at ELSE latest_at END,
+                weighted = tally_decimal_add(weighted, excluded.weighted)",
         )?;
         let written = self.states.len() + hours.len();
-        for (key, delta) in self.states.drain().chain(hours) {
-            let origin = Timestamp::from_seconds(key.bucket);
-            let stored = select
-                .query_row(
-                    params![
-                        key.org,
-                        key.metric,
-                        key.width,
-                        key.subject,
-                        key.bucket,
-                        key.subscription,
-                        key.group_key
-                    ],
-                    |row| state_from_row(row, 0, origin),
-                )
-                .optional()?;
-            let exists = stored.is_some();
-            let mut state = stored.unwrap_or_else(|| AggState::new(origin));
-            state.merge(&delta).map_err(overflow)?;
+        for (key, state) in self.states.drain().chain(hours) {
             let latest = state.latest;
-            let values = params![
+            upsert.execute(params![
                 key.org,
                 key.metric,
                 key.width,
@@ -148,15 +135,57 @@ impl RollupBuffer {
                 latest.map(|l| l.seq),
                 latest.map(|l| l.value.normalize().to_string()),
                 state.weighted.normalize().to_string(),
-            ];
-            if exists {
-                update.execute(values)?;
-            } else {
-                insert.execute(values)?;
-            }
+            ])?;
         }
         Ok(written)
     }
+}
+
+/// Registers the exact decimal functions rollup merges use: `tally_decimal_add(a, b)`, and
+/// `tally_decimal_min(a, b)` / `tally_decimal_max(a, b)`, which ignore a NULL side. Values are decimal
+/// text; results are normalized decimal text.
+pub(super) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::{Context, FunctionFlags};
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    fn arg(ctx: &Context<'_>, index: usize) -> rusqlite::Result<Option<Decimal>> {
+        ctx.get::<Option<String>>(index)?
+            .map(|t| {
+                Decimal::from_str(&t).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+            })
+            .transpose()
+    }
+    conn.create_scalar_function("tally_decimal_add", 2, flags, |ctx| {
+        match (arg(ctx, 0)?, arg(ctx, 1)?) {
+            (Some(a), Some(b)) => a
+                .checked_add(b)
+                .map(|sum| Some(sum.normalize().to_string()))
+                .ok_or_else(|| rusqlite::Error::UserFunctionError(overflow_message().into())),
+            (a, b) => Ok(a.or(b).map(|d| d.normalize().to_string())),
+        }
+    })?;
+    conn.create_scalar_function("tally_decimal_min", 2, flags, |ctx| {
+        Ok(merge_option(arg(ctx, 0)?, arg(ctx, 1)?, Decimal::min))
+    })?;
+    conn.create_scalar_function("tally_decimal_max", 2, flags, |ctx| {
+        Ok(merge_option(arg(ctx, 0)?, arg(ctx, 1)?, Decimal::max))
+    })?;
+    Ok(())
+}
+
+fn merge_option(
+    a: Option<Decimal>,
+    b: Option<Decimal>,
+    pick: fn(Decimal, Decimal) -> Decimal,
+) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(pick(a, b)),
+        (a, b) => a.or(b),
+    }
+    .map(|d| d.normalize().to_string())
+}
+
+fn overflow_message() -> String {
+    tally_core::aggregation::Overflow.to_string()
 }
 
 fn overflow(error: tally_core::aggregation::Overflow) -> StoreError {

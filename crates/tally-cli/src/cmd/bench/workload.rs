@@ -14,7 +14,7 @@ use tally_core::id::{Code, ExternalId};
 use tally_core::organization::Organization;
 use tally_core::time::Timestamp;
 
-/// The customer every benchmark event belongs to.
+/// The prefix of the benchmark customers' external ids (`bench_customer_0`, `bench_customer_1`, …).
 pub const CUSTOMER: &str = "bench_customer";
 /// The event code, which is also the code of the sum metric the benchmark creates.
 pub const CODE: &str = "bench_tokens";
@@ -26,16 +26,31 @@ pub const GROUP: &str = "model";
 const MODELS: [&str; 4] = ["gpt-4o", "gpt-4o-mini", "claude-sonnet", "llama-3-70b"];
 const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "ap-south-1"];
 const OPERATIONS: [&str; 2] = ["input", "output"];
-/// Events are spread over the 30 days before the run.
-const SPREAD_MILLIS: u64 = 30 * 24 * 3_600 * 1_000;
+/// Returns the external id of benchmark customer `index`.
+pub fn customer_id(index: u64) -> String {
+    format!("{CUSTOMER}_{index}")
+}
+
+/// When benchmark events happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Live traffic: each event is timed when its request is written, minus up to a second of jitter.
+    Live,
+    /// A backfill: events are spread at random over this many days before the run.
+    Backfill(u64),
+}
 
 /// Generates the events of one benchmark run.
 #[derive(Debug, Clone)]
 pub struct Workload {
     /// Makes this run's transaction ids differ from any earlier run's.
     run: String,
-    /// The run's start, in Unix milliseconds; events are timed before it.
+    /// The run's start, in Unix milliseconds.
     now_millis: i64,
+    /// How many customers the events are spread over.
+    customers: u64,
+    /// How events are timed.
+    timing: Timing,
 }
 
 /// What one event carries, derived from its sequence number.
@@ -45,6 +60,7 @@ struct Shape {
     region: &'static str,
     operation: &'static str,
     millis: i64,
+    customer: u64,
 }
 
 /// A well-mixed 64-bit value for `seq` (SplitMix64), so neighbouring events differ.
@@ -56,22 +72,31 @@ fn mix(seq: u64) -> u64 {
 }
 
 impl Workload {
-    /// Starts a run with a random run id, timing events in the 30 days before `now`.
-    pub fn new(now: Timestamp) -> Self {
+    /// Starts a run with a random run id over `customers` customers, timing events as `timing` says.
+    pub fn new(now: Timestamp, customers: u64, timing: Timing) -> Self {
         Workload {
             run: format!("{:016x}", rand::random::<u64>()),
             now_millis: now.micros() / 1_000,
+            customers: customers.max(1),
+            timing,
         }
     }
 
     fn shape(&self, seq: u64) -> Shape {
         let h = mix(seq);
+        let millis = match self.timing {
+            Timing::Live => chrono::Utc::now().timestamp_millis() - ((h >> 32) % 1_000) as i64,
+            Timing::Backfill(days) => {
+                self.now_millis - ((h >> 32) % (days.max(1) * 86_400_000)) as i64
+            }
+        };
         Shape {
+            customer: (h >> 40) % self.customers,
             tokens: 1 + h % 4_000,
             model: MODELS[((h >> 16) % MODELS.len() as u64) as usize],
             region: REGIONS[((h >> 24) % REGIONS.len() as u64) as usize],
             operation: OPERATIONS[((h >> 28) % OPERATIONS.len() as u64) as usize],
-            millis: self.now_millis - ((h >> 32) % SPREAD_MILLIS) as i64,
+            millis,
         }
     }
 
@@ -84,8 +109,9 @@ impl Workload {
         let s = self.shape(seq);
         write!(
             out,
-            r#"{{"transaction_id":"{}","external_customer_id":"{CUSTOMER}","code":"{CODE}","timestamp":{}.{:03},"properties":{{"{FIELD}":{},"{GROUP}":"{}","region":"{}","operation":"{}"}}}}"#,
+            r#"{{"transaction_id":"{}","external_customer_id":"{CUSTOMER}_{}","code":"{CODE}","timestamp":{}.{:03},"properties":{{"{FIELD}":{},"{GROUP}":"{}","region":"{}","operation":"{}"}}}}"#,
             self.transaction_id("http", seq),
+            s.customer,
             s.millis.div_euclid(1_000),
             s.millis.rem_euclid(1_000),
             s.tokens,
@@ -140,7 +166,7 @@ impl Workload {
             .map_err(ValidationErrors::from)?,
             code: Code::parse("code", CODE).map_err(ValidationErrors::from)?,
             subject: Some(
-                ExternalId::parse("external_customer_id", CUSTOMER)
+                ExternalId::parse("external_customer_id", &customer_id(s.customer))
                     .map_err(ValidationErrors::from)?,
             ),
             external_subscription_id: None,
@@ -180,7 +206,11 @@ mod tests {
 
     #[test]
     fn bodies_are_valid_json_with_unique_ids() {
-        let workload = Workload::new(Timestamp::from_seconds(1_767_225_600));
+        let workload = Workload::new(
+            Timestamp::from_seconds(1_767_225_600),
+            10,
+            Timing::Backfill(30),
+        );
         let mut ndjson = Vec::new();
         workload.write_ndjson(0..3, &mut ndjson).expect("write");
         let lines: Vec<serde_json::Value> = ndjson

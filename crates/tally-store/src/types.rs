@@ -61,6 +61,8 @@ pub struct StoredEvent {
     pub seq: i64,
     /// The event's `lago_id`.
     pub id: uuid::Uuid,
+    /// The `lago_id` of the customer its subject names, when that customer exists.
+    pub customer_id: Option<uuid::Uuid>,
     /// CloudEvent source, `None` for Lago events.
     pub source: Option<String>,
     /// The client's transaction id.

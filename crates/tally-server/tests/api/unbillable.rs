@@ -159,3 +159,35 @@ async fn a_new_metric_on_an_unknown_customer_reports_the_customer() {
         .await
         .assert_status(400);
 }
+
+#[tokio::test]
+async fn events_name_their_customer_once_it_exists() {
+    let app = spawn_app().await;
+    let event = |id: &str| json!({"event": {"transaction_id": id, "external_customer_id": "cus_42", "code": "calls"}});
+    let before = app
+        .post_json("/api/v1/events", &event("e1"), &app.admin_key)
+        .await;
+    before.assert_status(200);
+    assert_eq!(before.json()["event"]["lago_customer_id"], Value::Null);
+
+    let customer = app
+        .post_json(
+            "/api/v1/customers",
+            &json!({"customer": {"external_id": "cus_42"}}),
+            &app.admin_key,
+        )
+        .await;
+    customer.assert_status(200);
+    let lago_id = customer.json()["customer"]["lago_id"].clone();
+    assert!(lago_id.is_string());
+
+    let after = app
+        .post_json("/api/v1/events", &event("e2"), &app.admin_key)
+        .await;
+    after.assert_status(200);
+    assert_eq!(after.json()["event"]["lago_customer_id"], lago_id);
+    // Events stored before the customer existed name it too when read back.
+    let first = app.get("/api/v1/events/e1", &app.read_key).await;
+    first.assert_status(200);
+    assert_eq!(first.json()["event"]["lago_customer_id"], lago_id);
+}

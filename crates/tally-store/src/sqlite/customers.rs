@@ -124,11 +124,19 @@ pub(super) fn delete(
     Ok(customer)
 }
 
-pub(super) fn exists(conn: &Connection, org: i64, external_id: &str) -> StoreResult<bool> {
+/// Returns the id of the live customer with this external id, if any.
+pub(super) fn id_of(
+    conn: &Connection,
+    org: i64,
+    external_id: &str,
+) -> StoreResult<Option<CustomerId>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT 1 FROM customers WHERE org = ?1 AND external_id = ?2 AND deleted_at IS NULL",
+        "SELECT id FROM customers WHERE org = ?1 AND external_id = ?2 AND deleted_at IS NULL",
     )?;
-    Ok(stmt.exists(params![org, external_id])?)
+    let id: Option<String> = stmt
+        .query_row(params![org, external_id], |row| row.get(0))
+        .optional()?;
+    Ok(id.map(|id| parse_uuid(&id).map(CustomerId)).transpose()?)
 }
 
 pub(super) fn list(

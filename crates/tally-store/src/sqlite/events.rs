@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use tally_core::event::{BillingIssue, NewEvent};
+use tally_core::id::CustomerId;
 use tally_core::metric::{MetricDefinition, Reading};
 use tally_core::page::Page;
 use tally_core::time::Timestamp;
@@ -15,6 +16,7 @@ use tally_core::time::Timestamp;
 use super::billable_metrics;
 use super::customers;
 use super::keys::{KeyIndex, find_unfiltered, generation_of};
+use super::orgs::parse_uuid;
 use super::rollups::RollupBuffer;
 use crate::error::StoreResult;
 use crate::types::{EventFilter, EventOutcome, Listed, StoredEvent, StoredIssue};
@@ -28,7 +30,7 @@ pub(super) struct Assessment {
 /// Remembers which subjects are customers, within one write.
 pub(super) struct CustomerCheck {
     org: i64,
-    known: HashMap<String, bool>,
+    known: HashMap<String, Option<CustomerId>>,
 }
 
 impl CustomerCheck {
@@ -39,13 +41,13 @@ impl CustomerCheck {
         }
     }
 
-    fn exists(&mut self, conn: &Connection, subject: &str) -> StoreResult<bool> {
+    fn id(&mut self, conn: &Connection, subject: &str) -> StoreResult<Option<CustomerId>> {
         if let Some(known) = self.known.get(subject) {
             return Ok(*known);
         }
-        let exists = customers::exists(conn, self.org, subject)?;
-        self.known.insert(subject.to_owned(), exists);
-        Ok(exists)
+        let id = customers::id_of(conn, self.org, subject)?;
+        self.known.insert(subject.to_owned(), id);
+        Ok(id)
     }
 }
 
@@ -78,7 +80,7 @@ pub(super) fn assess(
     }
     if issue.is_none() {
         issue = match subject {
-            Some(subject) if !customers.exists(conn, subject)? => {
+            Some(subject) if customers.id(conn, subject)?.is_none() => {
                 Some(BillingIssue::CustomerNotFound)
             }
             Some(_) => None,
@@ -188,9 +190,14 @@ pub(super) fn record(
             subject.map(str::to_owned),
             subscription.map(str::to_owned),
         );
+        let customer_id = match &subject {
+            Some(subject) => customers.id(conn, subject)?.map(|c| c.0),
+            None => None,
+        };
         outcomes.push(EventOutcome::Stored(StoredEvent {
             seq,
             id: event_uuid(org, seq),
+            customer_id,
             source: event.source,
             transaction_id: event.transaction_id.as_str().to_owned(),
             code,
@@ -212,7 +219,8 @@ pub(super) fn record(
 
 const COLUMNS: &str =
     "id, org, source, transaction_id, code, subject, external_subscription_id, timestamp,
-    received_at, properties, original, precise_total_amount_cents, issue, issue_detail";
+    received_at, properties, original, precise_total_amount_cents, issue, issue_detail,
+    (SELECT c.id FROM customers c WHERE c.org = events.org AND c.external_id = events.subject AND c.deleted_at IS NULL)";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let seq: i64 = row.get(0)?;
@@ -221,9 +229,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let original: Option<String> = row.get(10)?;
     let precise: Option<String> = row.get(11)?;
     let issue: Option<String> = row.get(12)?;
+    let customer: Option<String> = row.get(14)?;
     Ok(StoredEvent {
         seq,
         id: event_uuid(org, seq),
+        customer_id: customer.map(|c| parse_uuid(&c)).transpose()?,
         source: row.get(2)?,
         transaction_id: row.get(3)?,
         code: row.get(4)?,

@@ -128,7 +128,7 @@ pub fn event_json(event: &StoredEvent) -> Value {
         "lago_id": event.id,
         "transaction_id": event.transaction_id,
         "source": event.source,
-        "lago_customer_id": null,
+        "lago_customer_id": event.customer_id,
         "external_customer_id": event.subject,
         "code": event.code,
         "timestamp": event.timestamp.to_rfc3339_millis(),

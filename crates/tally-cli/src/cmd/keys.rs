@@ -6,8 +6,8 @@ use tally_core::apikey::{Scope, secret_from_bytes, visible_prefix};
 use tally_core::id::ApiKeyId;
 use tally_server::auth::digest;
 
-use super::open_store;
-use crate::config::{DatabaseArgs, FileConfig, database_url};
+use super::open_for_management;
+use crate::config::DatabaseArgs;
 
 /// Key commands.
 #[derive(Debug, Subcommand)]
@@ -32,12 +32,7 @@ pub enum KeysCommand {
 
 /// Runs a key command.
 pub async fn run(command: KeysCommand, db: &DatabaseArgs) -> Result<()> {
-    let file = FileConfig::load(db.config.as_ref())?;
-    let store = open_store(
-        &database_url(db, &file),
-        tally_store::sqlite::Durability::Full,
-        false,
-    )?;
+    let store = open_for_management(db)?;
     match command {
         KeysCommand::Create { name, scope } => {
             let org = store.default_organization().await?;

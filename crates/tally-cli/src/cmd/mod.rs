@@ -29,3 +29,14 @@ pub fn open_store(url: &str, durability: Durability, ingest: bool) -> Result<Arc
         }
     }
 }
+
+/// Opens the configured database for management commands (keys, rollups): without the ingest lock,
+/// so they run beside the server.
+pub fn open_for_management(db: &crate::config::DatabaseArgs) -> Result<Arc<dyn Store>> {
+    let file = crate::config::FileConfig::load(db.config.as_ref())?;
+    open_store(
+        &crate::config::database_url(db, &file),
+        Durability::Full,
+        false,
+    )
+}

@@ -3,8 +3,8 @@
 use anyhow::Result;
 use clap::Subcommand;
 
-use super::open_store;
-use crate::config::{DatabaseArgs, FileConfig, database_url};
+use super::open_for_management;
+use crate::config::DatabaseArgs;
 
 /// Rollup commands.
 #[derive(Debug, Subcommand)]
@@ -15,12 +15,7 @@ pub enum RollupsCommand {
 
 /// Runs a rollup command.
 pub async fn run(command: RollupsCommand, db: &DatabaseArgs) -> Result<()> {
-    let file = FileConfig::load(db.config.as_ref())?;
-    let store = open_store(
-        &database_url(db, &file),
-        tally_store::sqlite::Durability::Full,
-        false,
-    )?;
+    let store = open_for_management(db)?;
     match command {
         RollupsCommand::Rebuild => {
             let org = store.default_organization().await?;

@@ -1,12 +1,13 @@
 //! Customers, keyed by (organization, external id) among live rows.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use tally_core::customer::{Customer, CustomerProfile};
 use tally_core::id::{CustomerId, ExternalId};
 use tally_core::page::Page;
 use tally_core::time::Timestamp;
 
+use super::listing::Filtered;
 use super::now;
 use super::orgs::parse_uuid;
 use crate::error::{StoreError, StoreResult};
@@ -145,46 +146,30 @@ pub(super) fn list(
     filter: &CustomerFilter,
     page: Page,
 ) -> StoreResult<Listed<Customer>> {
-    let mut clauses = vec!["org = ?".to_owned(), "deleted_at IS NULL".to_owned()];
-    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(org)];
+    let mut query = Filtered::new("org = ?", SqlValue::Integer(org));
+    query.and("deleted_at IS NULL", []);
     if let Some(term) = filter.search_term.as_ref().filter(|t| !t.is_empty()) {
-        clauses.push("(name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR external_id LIKE ? ESCAPE '\\')".into());
         let pattern = format!(
             "%{}%",
             term.replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        args.extend(std::iter::repeat_n(SqlValue::Text(pattern), 3));
+        query.and(
+            "(name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR external_id LIKE ? ESCAPE '\\')",
+            std::iter::repeat_n(SqlValue::Text(pattern), 3),
+        );
     }
     for (column, values) in [
         ("currency", &filter.currencies),
         ("country", &filter.countries),
     ] {
         if !values.is_empty() {
-            clauses.push(format!(
-                "{column} IN ({})",
-                vec!["?"; values.len()].join(", ")
-            ));
-            args.extend(values.iter().cloned().map(SqlValue::Text));
+            query.and(
+                format!("{column} IN ({})", vec!["?"; values.len()].join(", ")),
+                values.iter().cloned().map(SqlValue::Text),
+            );
         }
     }
-    let condition = clauses.join(" AND ");
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM customers WHERE {condition}"),
-        params_from_iter(args.iter()),
-        |row| row.get(0),
-    )?;
-    args.push(SqlValue::Integer(i64::from(page.per_page)));
-    args.push(SqlValue::Integer(page.offset() as i64));
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM customers WHERE {condition} ORDER BY sequential_id LIMIT ? OFFSET ?"
-    ))?;
-    let items = stmt
-        .query_map(params_from_iter(args.iter()), from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Listed {
-        items,
-        total: total as u64,
-    })
+    query.page(conn, "customers", COLUMNS, "sequential_id", page, from_row)
 }

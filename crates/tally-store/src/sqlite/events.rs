@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use tally_core::event::{BillingIssue, NewEvent};
@@ -16,6 +16,7 @@ use tally_core::time::Timestamp;
 use super::billable_metrics;
 use super::customers;
 use super::keys::{KeyIndex, find_unfiltered, generation_of};
+use super::listing::Filtered;
 use super::orgs::parse_uuid;
 use super::rollups::RollupBuffer;
 use crate::error::StoreResult;
@@ -285,46 +286,26 @@ pub(super) fn list(
     filter: &EventFilter,
     page: Page,
 ) -> StoreResult<Listed<StoredEvent>> {
-    let mut clauses = vec!["org = ?".to_owned()];
-    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(org)];
-    let mut text = |column: &str, value: &Option<String>| {
+    let mut query = Filtered::new("org = ?", SqlValue::Integer(org));
+    for (column, value) in [
+        ("code", &filter.code),
+        ("subject", &filter.subject),
+        ("external_subscription_id", &filter.external_subscription_id),
+    ] {
         if let Some(value) = value {
-            clauses.push(format!("{column} = ?"));
-            args.push(SqlValue::Text(value.clone()));
+            query.and(format!("{column} = ?"), [SqlValue::Text(value.clone())]);
         }
-    };
-    text("code", &filter.code);
-    text("subject", &filter.subject);
-    text("external_subscription_id", &filter.external_subscription_id);
+    }
     if let Some(from) = filter.from {
-        clauses.push("timestamp >= ?".into());
-        args.push(SqlValue::Integer(from.micros()));
+        query.and("timestamp >= ?", [SqlValue::Integer(from.micros())]);
     }
     if let Some(to) = filter.to {
-        clauses.push("timestamp <= ?".into());
-        args.push(SqlValue::Integer(to.micros()));
+        query.and("timestamp <= ?", [SqlValue::Integer(to.micros())]);
     }
     match filter.billable {
-        Some(false) => clauses.push("issue IS NOT NULL".into()),
-        Some(true) => clauses.push("issue IS NULL".into()),
+        Some(false) => query.and("issue IS NOT NULL", []),
+        Some(true) => query.and("issue IS NULL", []),
         None => {}
     }
-    let condition = clauses.join(" AND ");
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM events WHERE {condition}"),
-        params_from_iter(args.iter()),
-        |row| row.get(0),
-    )?;
-    args.push(SqlValue::Integer(i64::from(page.per_page)));
-    args.push(SqlValue::Integer(page.offset() as i64));
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM events WHERE {condition} ORDER BY id DESC LIMIT ? OFFSET ?"
-    ))?;
-    let items = stmt
-        .query_map(params_from_iter(args.iter()), from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Listed {
-        items,
-        total: total as u64,
-    })
+    query.page(conn, "events", COLUMNS, "id DESC", page, from_row)
 }

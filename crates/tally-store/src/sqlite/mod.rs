@@ -9,6 +9,7 @@ mod checkpoint;
 mod customers;
 mod events;
 mod keys;
+mod listing;
 mod migrate;
 mod orgs;
 mod pool;

@@ -92,13 +92,14 @@ pub(super) fn assess(
     Ok(Assessment { readings, issue })
 }
 
-/// The `lago_id` of an event: a UUID (version 8) made of the organization and the ingest sequence, so
-/// it is stable without being stored.
+/// The `lago_id` of an event: a UUID (version 8) derived from the organization and the ingest
+/// sequence by a 128-bit hash, so it is stable without being stored and says nothing about volumes.
 pub(super) fn event_uuid(org: i64, seq: i64) -> uuid::Uuid {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&org.to_be_bytes());
     bytes[8..].copy_from_slice(&seq.to_be_bytes());
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    let digest = xxhash_rust::xxh3::xxh3_128(&bytes).to_be_bytes();
+    uuid::Builder::from_custom_bytes(digest).into_uuid()
 }
 
 /// Records events in order; see [`crate::Store::record_events`].

@@ -33,6 +33,42 @@ pub enum Reason {
     TooManyEvents,
     /// A property that must be a number is not one.
     ValueIsNotValidNumber,
+    /// A price in charge properties is not a decimal ≥ 0.
+    InvalidAmount,
+    /// A pay-in-advance charge on a charge model or metric that cannot bill event by event.
+    InvalidAggregationTypeOrChargeModel,
+    /// The option cannot be used on a pay-in-advance charge.
+    NotCompatibleWithPayInAdvance,
+    /// Only pay-in-advance charges may be left off invoices.
+    MustBeTrueUnlessPayInAdvance,
+    /// The plan's currency differs from the customer's.
+    CurrenciesDoesNotMatch,
+    /// A package charge's `package_size` is not an integer > 0.
+    InvalidPackageSize,
+    /// A package charge's `free_units` is not an integer ≥ 0.
+    InvalidFreeUnits,
+    /// Graduated ranges leave a gap, overlap, or do not end open.
+    InvalidGraduatedRanges,
+    /// A graduated charge has no ranges.
+    MissingGraduatedRanges,
+    /// Volume ranges leave a gap, overlap, or do not end open.
+    InvalidVolumeRanges,
+    /// A volume charge has no ranges.
+    MissingVolumeRanges,
+    /// Graduated percentage ranges leave a gap, overlap, or do not end open.
+    InvalidGraduatedPercentageRanges,
+    /// A graduated percentage charge has no ranges.
+    MissingGraduatedPercentageRanges,
+    /// A percentage rate is not a decimal ≥ 0.
+    InvalidRate,
+    /// A percentage charge's `fixed_amount` is not a decimal ≥ 0.
+    InvalidFixedAmount,
+    /// A percentage charge's `free_units_per_events` is not an integer > 0.
+    InvalidFreeUnitsPerEvents,
+    /// A percentage charge's `free_units_per_total_aggregation` is not a decimal ≥ 0.
+    InvalidFreeUnitsPerTotalAggregation,
+    /// A percentage charge's per-transaction maximum is below its minimum.
+    PerTransactionMaxLowerThanPerTransactionMin,
 }
 
 impl Reason {
@@ -51,6 +87,30 @@ impl Reason {
             Reason::NoEvents => "no_events",
             Reason::TooManyEvents => "too_many_events",
             Reason::ValueIsNotValidNumber => "value_is_not_valid_number",
+            Reason::InvalidAmount => "invalid_amount",
+            Reason::InvalidAggregationTypeOrChargeModel => {
+                "invalid_aggregation_type_or_charge_model"
+            }
+            Reason::NotCompatibleWithPayInAdvance => "not_compatible_with_pay_in_advance",
+            Reason::MustBeTrueUnlessPayInAdvance => "must_be_true_unless_pay_in_advance",
+            Reason::CurrenciesDoesNotMatch => "currencies_does_not_match",
+            Reason::InvalidPackageSize => "invalid_package_size",
+            Reason::InvalidFreeUnits => "invalid_free_units",
+            Reason::InvalidGraduatedRanges => "invalid_graduated_ranges",
+            Reason::MissingGraduatedRanges => "missing_graduated_ranges",
+            Reason::InvalidVolumeRanges => "invalid_volume_ranges",
+            Reason::MissingVolumeRanges => "missing_volume_ranges",
+            Reason::InvalidGraduatedPercentageRanges => "invalid_graduated_percentage_ranges",
+            Reason::MissingGraduatedPercentageRanges => "missing_graduated_percentage_ranges",
+            Reason::InvalidRate => "invalid_rate",
+            Reason::InvalidFixedAmount => "invalid_fixed_amount",
+            Reason::InvalidFreeUnitsPerEvents => "invalid_free_units_per_events",
+            Reason::InvalidFreeUnitsPerTotalAggregation => {
+                "invalid_free_units_per_total_aggregation"
+            }
+            Reason::PerTransactionMaxLowerThanPerTransactionMin => {
+                "per_transaction_max_lower_than_per_transaction_min"
+            }
         }
     }
 }

@@ -55,6 +55,22 @@ uuid_id!(
     /// The `lago_id` of a stored event.
     EventId
 );
+uuid_id!(
+    /// The `lago_id` of a plan.
+    PlanId
+);
+uuid_id!(
+    /// The `lago_id` of a charge of a plan.
+    ChargeId
+);
+uuid_id!(
+    /// The `lago_id` of a charge filter.
+    ChargeFilterId
+);
+uuid_id!(
+    /// The `lago_id` of a subscription.
+    SubscriptionId
+);
 
 /// An id chosen by the client (`external_id`, `external_customer_id`, `transaction_id`, a CloudEvent
 /// `subject`): a non-empty string of at most [`MAX_IDENTIFIER_LEN`] bytes without control characters.

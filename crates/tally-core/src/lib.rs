@@ -8,17 +8,23 @@
 
 pub mod aggregation;
 pub mod apikey;
+pub mod billing;
 pub mod case;
+pub mod charge;
 pub mod currency;
 pub mod customer;
 pub mod error;
 pub mod event;
 pub mod id;
 pub mod metric;
+pub mod money;
 pub mod organization;
 pub mod page;
+pub mod period;
+pub mod plan;
 pub mod property;
 pub mod quantity;
+pub mod subscription;
 pub mod time;
 pub mod window;
 

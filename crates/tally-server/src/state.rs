@@ -85,6 +85,15 @@ impl AppState {
         Ok(found)
     }
 
+    /// Returns the zone a customer's billing periods are cut in.
+    pub async fn billing_zone(
+        &self,
+        org: OrganizationId,
+        customer: tally_core::id::CustomerId,
+    ) -> Result<chrono_tz::Tz, ApiError> {
+        Ok(self.store.customer_timezone(org, customer).await?)
+    }
+
     /// Replaces the cached settings after a change made through this server.
     pub fn remember_organization(&self, org: Organization) {
         if let Ok(mut orgs) = self.cache.orgs.write() {

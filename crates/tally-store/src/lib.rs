@@ -17,10 +17,13 @@ use async_trait::async_trait;
 use tally_core::apikey::{ApiKey, Scope};
 use tally_core::customer::{Customer, CustomerProfile};
 use tally_core::event::NewEvent;
-use tally_core::id::{ApiKeyId, ExternalId, OrganizationId};
+use tally_core::id::{ApiKeyId, CustomerId, ExternalId, OrganizationId, PlanId};
 use tally_core::metric::MetricDefinition;
 use tally_core::organization::{Organization, OrganizationPatch};
 use tally_core::page::Page;
+use tally_core::plan::{Plan, PlanDraft};
+use tally_core::subscription::{Subscription, SubscriptionStatus};
+use tally_core::time::Timestamp;
 
 /// Everything tally persists, in domain terms.
 #[async_trait]
@@ -84,6 +87,14 @@ pub trait Store: Send + Sync + 'static {
         page: Page,
     ) -> StoreResult<Listed<Customer>>;
 
+    /// Returns the time zone a customer's billing periods are cut in: the customer's, else the
+    /// organization's, else UTC.
+    async fn customer_timezone(
+        &self,
+        org: OrganizationId,
+        customer: CustomerId,
+    ) -> StoreResult<chrono_tz::Tz>;
+
     /// Deletes a customer (its row is kept for history; the external id becomes free).
     async fn delete_customer(
         &self,
@@ -117,6 +128,73 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a metric and its rollups.
     async fn delete_metric(&self, org: OrganizationId, code: &str) -> StoreResult<Metric>;
+
+    /// Creates a plan with its charges.
+    async fn create_plan(&self, org: OrganizationId, draft: PlanDraft) -> StoreResult<Plan>;
+
+    /// Replaces a plan's fields and charges (charges keep their id when the draft names it).
+    async fn update_plan(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        draft: PlanDraft,
+    ) -> StoreResult<Plan>;
+
+    /// Reads a live plan by code.
+    async fn plan(&self, org: OrganizationId, code: &str) -> StoreResult<Plan>;
+
+    /// Reads a plan by id, deleted or not (subscriptions keep their plan).
+    async fn plan_by_id(&self, org: OrganizationId, id: PlanId) -> StoreResult<Plan>;
+
+    /// Lists live plans, oldest first.
+    async fn list_plans(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<Plan>>;
+
+    /// Deletes a plan; subscriptions on it keep it.
+    async fn delete_plan(&self, org: OrganizationId, code: &str) -> StoreResult<Plan>;
+
+    /// Creates a subscription, or upgrades or downgrades the active one with the same external id;
+    /// `now` is the billing clock's time.
+    async fn create_subscription(
+        &self,
+        org: OrganizationId,
+        request: NewSubscription,
+        now: Timestamp,
+    ) -> StoreResult<Subscription>;
+
+    /// Reads the latest subscription with this external id and status.
+    async fn subscription(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        status: SubscriptionStatus,
+    ) -> StoreResult<Subscription>;
+
+    /// Lists subscriptions, oldest first.
+    async fn list_subscriptions(
+        &self,
+        org: OrganizationId,
+        filter: &SubscriptionFilter,
+        page: Page,
+    ) -> StoreResult<Listed<Subscription>>;
+
+    /// Changes a subscription's name, end or (while pending) start.
+    async fn update_subscription(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        status: SubscriptionStatus,
+        change: SubscriptionUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Subscription>;
+
+    /// Terminates an active subscription, or cancels a pending one, at `now`.
+    async fn terminate_subscription(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        status: SubscriptionStatus,
+        now: Timestamp,
+    ) -> StoreResult<Subscription>;
 
     /// Records events durably. Returns one outcome per event, in order, once committed. With
     /// [`Atomicity::AllOrNothing`], a conflict anywhere stores nothing.

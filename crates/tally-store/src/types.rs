@@ -192,3 +192,44 @@ pub struct RollupRow {
     /// The aggregate.
     pub state: AggState,
 }
+
+/// A request to create a subscription (or change the plan of an existing one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSubscription {
+    /// The customer; created when it does not exist.
+    pub external_customer_id: tally_core::id::ExternalId,
+    /// The plan.
+    pub plan_code: String,
+    /// The subscription's own external id.
+    pub external_id: tally_core::id::ExternalId,
+    /// Display name.
+    pub name: Option<String>,
+    /// Calendar or anniversary periods.
+    pub billing_time: tally_core::period::BillingTime,
+    /// When it starts; `None` means now.
+    pub subscription_at: Option<Timestamp>,
+    /// When it ends by itself.
+    pub ending_at: Option<Timestamp>,
+}
+
+/// Filters for listing subscriptions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionFilter {
+    /// Only this customer's.
+    pub external_customer_id: Option<String>,
+    /// Only on this plan.
+    pub plan_code: Option<String>,
+    /// Only in these states (empty: active only, as Lago).
+    pub statuses: Vec<tally_core::subscription::SubscriptionStatus>,
+}
+
+/// A change to a subscription; `None` keeps a field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionUpdate {
+    /// New name.
+    pub name: Option<Option<String>>,
+    /// New end (`Some(None)` removes it).
+    pub ending_at: Option<Option<Timestamp>>,
+    /// New start, for a pending subscription.
+    pub subscription_at: Option<Timestamp>,
+}

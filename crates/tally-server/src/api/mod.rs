@@ -35,7 +35,9 @@ pub const BULK_BODY_LIMIT: usize = 64 * 1024 * 1024;
         (name = "billable_metrics", description = "Lago billable metrics"),
         (name = "events", description = "Lago events, CloudEvents and bulk NDJSON ingest"),
         (name = "meters", description = "OpenMeter meters and usage queries"),
-        (name = "organizations", description = "The caller's organization")
+        (name = "organizations", description = "The caller's organization"),
+        (name = "plans", description = "Lago plans and their charges"),
+        (name = "subscriptions", description = "Lago subscriptions")
     )
 )]
 struct ApiDoc;
@@ -59,6 +61,8 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(lago::customers::router())
         .merge(lago::billable_metrics::router())
         .merge(lago::organizations::router())
+        .merge(lago::plans::router())
+        .merge(lago::subscriptions::router())
         .merge(lago::events::router())
         .merge(openmeter::meters::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -68,9 +72,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// Lago resources of the billing half, planned but not built yet: they answer 501 with a message
 /// rather than a misleading 404.
-const NOT_BUILT: [&str; 12] = [
-    "plans",
-    "subscriptions",
+const NOT_BUILT: [&str; 10] = [
     "invoices",
     "fees",
     "taxes",

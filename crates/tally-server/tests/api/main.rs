@@ -14,6 +14,8 @@ mod helpers;
 mod meter_query;
 mod meters;
 mod openapi;
+mod plans;
 mod restart;
 mod rollups;
+mod subscriptions;
 mod unbillable;

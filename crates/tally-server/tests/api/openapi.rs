@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::spawn_app;
 
 /// Every route tally serves under `/api/v1`, written by hand.
-const ROUTES: [(&str, &str); 23] = [
+const ROUTES: [(&str, &str); 33] = [
     ("post", "/api/v1/customers"),
     ("get", "/api/v1/customers"),
     ("get", "/api/v1/customers/{external_customer_id}"),
@@ -29,6 +29,16 @@ const ROUTES: [(&str, &str); 23] = [
     ("put", "/api/v1/meters/{meterIdOrSlug}"),
     ("delete", "/api/v1/meters/{meterIdOrSlug}"),
     ("get", "/api/v1/meters/{meterIdOrSlug}/query"),
+    ("post", "/api/v1/plans"),
+    ("get", "/api/v1/plans"),
+    ("get", "/api/v1/plans/{code}"),
+    ("put", "/api/v1/plans/{code}"),
+    ("delete", "/api/v1/plans/{code}"),
+    ("post", "/api/v1/subscriptions"),
+    ("get", "/api/v1/subscriptions"),
+    ("get", "/api/v1/subscriptions/{external_id}"),
+    ("put", "/api/v1/subscriptions/{external_id}"),
+    ("delete", "/api/v1/subscriptions/{external_id}"),
     // Counted separately: the document itself.
     ("get", "/api/v1/openapi.json"),
 ];

@@ -128,14 +128,24 @@ pub(super) fn by_code(
 }
 
 pub(super) fn by_id(conn: &Connection, org: i64, id: uuid::Uuid) -> StoreResult<Metric> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM billable_metrics WHERE org = ?1 AND id = ?2 AND deleted_at IS NULL"),
-        params![org, id.to_string()],
-        from_row,
-    )
-    .optional()?
-    .map(|(_, m)| m)
-    .ok_or(StoreError::NotFound("billable_metric"))
+    by_id_with_seq(conn, org, id)?
+        .map(|(_, m)| m)
+        .ok_or(StoreError::NotFound("billable_metric"))
+}
+
+/// Reads a live metric by id with its compact id.
+pub(super) fn by_id_with_seq(
+    conn: &Connection,
+    org: i64,
+    id: uuid::Uuid,
+) -> StoreResult<Option<(i64, Metric)>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM billable_metrics WHERE org = ?1 AND id = ?2 AND deleted_at IS NULL"),
+            params![org, id.to_string()],
+            from_row,
+        )
+        .optional()?)
 }
 
 /// Every live metric reading an event type, with its compact id.
@@ -263,6 +273,11 @@ pub(super) fn delete(conn: &Connection, org: i64, code: &str) -> StoreResult<Met
     conn.execute(
         "DELETE FROM rollups WHERE org = ?1 AND metric = ?2",
         params![org, seq],
+    )?;
+    // Charges pricing the metric go with it, as in Lago.
+    conn.execute(
+        "UPDATE charges SET deleted_at = ?2 WHERE metric = ?1 AND deleted_at IS NULL",
+        params![seq, now().micros()],
     )?;
     rollups::rebuild_event_type(conn, org, metric.definition.event_type.as_str())?;
     Ok(metric)

@@ -48,6 +48,17 @@ fn find(conn: &Connection, org: i64, external_id: &ExternalId) -> StoreResult<Op
         .optional()?)
 }
 
+/// Reads a customer by id, deleted or not.
+pub(super) fn by_id(conn: &Connection, org: i64, id: CustomerId) -> StoreResult<Customer> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM customers WHERE org = ?1 AND id = ?2"),
+        params![org, id.0.to_string()],
+        from_row,
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("customer"))
+}
+
 pub(super) fn get(conn: &Connection, org: i64, external_id: &ExternalId) -> StoreResult<Customer> {
     find(conn, org, external_id)?.ok_or(StoreError::NotFound("customer"))
 }

@@ -10,11 +10,18 @@ use crate::error::{StoreError, StoreResult};
 use tally_core::time::Timestamp;
 
 /// Every migration this build knows: version, name, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "plans_subscriptions",
+        include_str!("../../migrations/sqlite/0002_plans_subscriptions.sql"),
+    ),
+];
 
 /// The latest schema version this build knows.
 pub fn latest_version() -> i64 {

@@ -12,8 +12,10 @@ mod keys;
 mod listing;
 mod migrate;
 mod orgs;
+mod plans;
 mod pool;
 mod rollups;
+mod subscriptions;
 mod usage;
 mod writer;
 
@@ -26,10 +28,13 @@ use rusqlite::{Connection, OpenFlags};
 use tally_core::apikey::{ApiKey, Scope};
 use tally_core::customer::Customer;
 use tally_core::event::NewEvent;
-use tally_core::id::{ApiKeyId, ExternalId, OrganizationId};
+use tally_core::id::{ApiKeyId, CustomerId, ExternalId, OrganizationId, PlanId};
 use tally_core::metric::MetricDefinition;
 use tally_core::organization::{Organization, OrganizationPatch};
 use tally_core::page::Page;
+use tally_core::plan::{Plan, PlanDraft};
+use tally_core::subscription::{Subscription, SubscriptionStatus};
+use tally_core::time::Timestamp;
 
 use crate::error::{StoreError, StoreResult};
 use crate::types::*;
@@ -402,6 +407,143 @@ impl Store for SqliteStore {
         let code = code.to_owned();
         self.writer
             .write_rebuilding(move |ctx| billable_metrics::delete(ctx.conn, seq, &code))
+            .await
+    }
+
+    async fn create_plan(&self, org: OrganizationId, draft: PlanDraft) -> StoreResult<Plan> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| plans::create(ctx.conn, seq, &draft))
+            .await
+    }
+
+    async fn update_plan(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        draft: PlanDraft,
+    ) -> StoreResult<Plan> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| plans::update(ctx.conn, seq, &code, &draft))
+            .await
+    }
+
+    async fn plan(&self, org: OrganizationId, code: &str) -> StoreResult<Plan> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.reads
+            .read(move |conn| plans::by_code(conn, seq, &code))
+            .await
+    }
+
+    async fn plan_by_id(&self, org: OrganizationId, id: PlanId) -> StoreResult<Plan> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| plans::by_id(conn, seq, id))
+            .await
+    }
+
+    async fn customer_timezone(
+        &self,
+        org: OrganizationId,
+        customer: CustomerId,
+    ) -> StoreResult<chrono_tz::Tz> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| {
+                let profile = customers::by_id(conn, seq, customer)?.profile;
+                subscriptions::billing_zone(conn, seq, &profile)
+            })
+            .await
+    }
+
+    async fn list_plans(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<Plan>> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| plans::list(conn, seq, page))
+            .await
+    }
+
+    async fn delete_plan(&self, org: OrganizationId, code: &str) -> StoreResult<Plan> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| plans::delete(ctx.conn, seq, &code))
+            .await
+    }
+
+    async fn create_subscription(
+        &self,
+        org: OrganizationId,
+        request: NewSubscription,
+        now: Timestamp,
+    ) -> StoreResult<Subscription> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| {
+                subscriptions::create(ctx.conn, seq, &request, now)
+            })
+            .await
+    }
+
+    async fn subscription(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        status: SubscriptionStatus,
+    ) -> StoreResult<Subscription> {
+        let seq = self.org_seq(org).await?;
+        let external_id = external_id.to_owned();
+        self.reads
+            .read(move |conn| subscriptions::get(conn, seq, &external_id, status))
+            .await
+    }
+
+    async fn list_subscriptions(
+        &self,
+        org: OrganizationId,
+        filter: &SubscriptionFilter,
+        page: Page,
+    ) -> StoreResult<Listed<Subscription>> {
+        let seq = self.org_seq(org).await?;
+        let filter = filter.clone();
+        self.reads
+            .read(move |conn| subscriptions::list(conn, seq, &filter, page))
+            .await
+    }
+
+    async fn update_subscription(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        status: SubscriptionStatus,
+        change: SubscriptionUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Subscription> {
+        let seq = self.org_seq(org).await?;
+        let external_id = external_id.to_owned();
+        self.writer
+            .write(1, move |ctx| {
+                subscriptions::update(ctx.conn, seq, &external_id, status, &change, now)
+            })
+            .await
+    }
+
+    async fn terminate_subscription(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        status: SubscriptionStatus,
+        now: Timestamp,
+    ) -> StoreResult<Subscription> {
+        let seq = self.org_seq(org).await?;
+        let external_id = external_id.to_owned();
+        self.writer
+            .write(1, move |ctx| {
+                subscriptions::terminate(ctx.conn, seq, &external_id, status, now)
+            })
             .await
     }
 

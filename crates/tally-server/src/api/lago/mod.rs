@@ -4,3 +4,5 @@ pub mod billable_metrics;
 pub mod customers;
 pub mod events;
 pub mod organizations;
+pub mod plans;
+pub mod subscriptions;

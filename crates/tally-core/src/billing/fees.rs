@@ -1,0 +1,168 @@
+//! Fees: the priced lines of an invoice, each rounded once to the currency's minor unit.
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::charge::{ChargeModel, ChargeUsage};
+use crate::currency::Currency;
+use crate::id::{ChargeFilterId, ChargeId};
+use crate::money::{from_minor, round_fee};
+use crate::period::Period;
+use crate::plan::{Charge, PlanTerms};
+
+use super::usage::BucketUsage;
+
+/// What a fee bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeeKind {
+    /// The plan's recurring subscription fee.
+    Subscription,
+    /// Usage of a charge (or one of its filters).
+    Charge,
+    /// The true-up that lifts a charge to its minimum spend.
+    Commitment,
+}
+
+impl FeeKind {
+    /// Returns the Lago item type (`subscription`, `charge`, `commitment`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FeeKind::Subscription => "subscription",
+            FeeKind::Charge => "charge",
+            FeeKind::Commitment => "commitment",
+        }
+    }
+
+    /// Parses a name written by [`FeeKind::name`].
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "subscription" => Some(FeeKind::Subscription),
+            "charge" => Some(FeeKind::Charge),
+            "commitment" => Some(FeeKind::Commitment),
+            _ => None,
+        }
+    }
+}
+
+/// One priced line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fee {
+    /// What it bills.
+    pub kind: FeeKind,
+    /// The charge, for charge and true-up fees.
+    pub charge_id: Option<ChargeId>,
+    /// The charge filter, when the line bills one.
+    pub filter_id: Option<ChargeFilterId>,
+    /// Units billed (after the metric's rounding; 1 for a whole subscription fee, the share when
+    /// prorated).
+    pub units: Decimal,
+    /// Units before the metric's rounding.
+    pub total_aggregated_units: Decimal,
+    /// Events behind the line.
+    pub events_count: u64,
+    /// The exact amount, in major units, before rounding.
+    pub precise_amount: Decimal,
+    /// The amount, rounded once, half to even, in minor units.
+    pub amount_cents: i64,
+    /// The period the line covers.
+    pub period: Period,
+    /// How the amount was computed (per tier, per package…).
+    pub details: Value,
+}
+
+impl Fee {
+    /// The exact price of one unit (`precise_amount / units`), or the amount when no units.
+    pub fn precise_unit_amount(&self) -> Decimal {
+        if self.units.is_zero() {
+            self.precise_amount
+        } else {
+            crate::aggregation::divide(self.precise_amount, self.units)
+                .unwrap_or(self.precise_amount)
+        }
+    }
+}
+
+/// The subscription fee for `period`, of which `share` (0 to 1: proration and trial) is due.
+pub fn subscription_fee(terms: &PlanTerms, share: Decimal, period: Period) -> Fee {
+    let share = share.clamp(Decimal::ZERO, Decimal::ONE);
+    let precise = from_minor(terms.amount_cents, terms.currency) * share;
+    Fee {
+        kind: FeeKind::Subscription,
+        charge_id: None,
+        filter_id: None,
+        units: share.normalize(),
+        total_aggregated_units: share.normalize(),
+        events_count: 0,
+        precise_amount: precise.normalize(),
+        amount_cents: round_fee(precise, terms.currency),
+        period,
+        details: Value::Null,
+    }
+}
+
+/// The fees of one charge for a period: one per bucket (filters, then the charge's own terms), plus a
+/// true-up fee when the charge's total is below its minimum prorated by `coverage` (the share of the
+/// period the subscription covered). `event_values` gives, per bucket, the values percentage charges
+/// need event by event.
+pub fn charge_fees(
+    charge: &Charge,
+    buckets: &[BucketUsage],
+    event_values: &[Option<Vec<Decimal>>],
+    currency: Currency,
+    period: Period,
+    coverage: Decimal,
+) -> Vec<Fee> {
+    let mut fees = Vec::with_capacity(buckets.len() + 1);
+    for (index, bucket) in buckets.iter().enumerate() {
+        let model: &ChargeModel = match bucket.filter {
+            Some(id) => charge
+                .filters
+                .iter()
+                .find(|(f, _)| *f == id)
+                .map_or(&charge.terms.model, |(_, f)| &f.model),
+            None => &charge.terms.model,
+        };
+        let usage = ChargeUsage {
+            units: bucket.units,
+            events_count: bucket.events_count,
+            event_values: event_values.get(index).cloned().flatten(),
+        };
+        let priced = model.price(&usage);
+        fees.push(Fee {
+            kind: FeeKind::Charge,
+            charge_id: Some(charge.id),
+            filter_id: bucket.filter,
+            units: bucket.units,
+            total_aggregated_units: bucket.total_aggregated_units,
+            events_count: bucket.events_count,
+            precise_amount: priced.amount.normalize(),
+            amount_cents: round_fee(priced.amount, currency),
+            period,
+            details: priced.details,
+        });
+    }
+    if charge.terms.min_amount_cents > 0 {
+        let billed: i64 = fees.iter().map(|f| f.amount_cents).sum();
+        let true_up = crate::charge::min_amount_true_up(
+            billed,
+            charge.terms.min_amount_cents,
+            coverage,
+            currency,
+        );
+        if true_up > 0 {
+            fees.push(Fee {
+                kind: FeeKind::Commitment,
+                charge_id: Some(charge.id),
+                filter_id: None,
+                units: Decimal::ONE,
+                total_aggregated_units: Decimal::ONE,
+                events_count: 0,
+                precise_amount: from_minor(true_up, currency),
+                amount_cents: true_up,
+                period,
+                details: Value::Null,
+            });
+        }
+    }
+    fees
+}

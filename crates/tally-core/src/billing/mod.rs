@@ -1,0 +1,16 @@
+//! Billing: turning a period's usage and a plan into fees, and fees into invoice totals.
+//!
+//! The store gathers usage per dimension group (from rollups, or distinct values for unique counts);
+//! [`usage::charge_buckets`] sorts the groups into the charge's filters and aggregates each bucket;
+//! [`fees`] prices the buckets and the subscription fee, each fee rounded once to the currency's minor
+//! unit; [`totals`] adds rounded fees, never rounding a sum.
+
+pub mod fees;
+pub mod runs;
+pub mod totals;
+pub mod usage;
+
+pub use fees::{Fee, FeeKind, charge_fees, subscription_fee};
+pub use runs::{Life, Run, RunReason, SubscriptionCharge, due_runs};
+pub use totals::InvoiceTotals;
+pub use usage::{BucketUsage, GroupAggregate, GroupUsage, charge_buckets};

@@ -1,0 +1,179 @@
+//! Lago plans and their charges (COMPAT §2.3).
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn metric(app: &TestApp, code: &str, aggregation: &str, field: Option<&str>) -> String {
+    let mut body = json!({"name": code, "code": code, "aggregation_type": aggregation,
+        "filters": [{"key": "region", "values": ["eu", "us"]}]});
+    if let Some(field) = field {
+        body["field_name"] = json!(field);
+    }
+    let created = app.create_metric(body).await;
+    created["lago_id"].as_str().expect("lago_id").to_owned()
+}
+
+fn plan_body(calls: &str, storage: &str) -> Value {
+    json!({"plan": {
+        "name": "Startup", "code": "startup", "interval": "monthly", "amount_cents": 10000,
+        "amount_currency": "USD", "pay_in_advance": true, "trial_period": 14,
+        "charges": [
+            {"billable_metric_id": calls, "charge_model": "graduated", "properties": {"graduated_ranges": [
+                {"from_value": 0, "to_value": 1000, "per_unit_amount": "0", "flat_amount": "0"},
+                {"from_value": 1001, "to_value": null, "per_unit_amount": "0.002", "flat_amount": "0"}]}},
+            {"billable_metric_id": storage, "charge_model": "package",
+             "properties": {"amount": "5", "package_size": 100, "free_units": 0},
+             "filters": [{"values": {"region": ["eu"]}, "properties": {"amount": "6", "package_size": 100, "free_units": 0},
+                          "invoice_display_name": "EU storage"}]}]}})
+}
+
+#[tokio::test]
+async fn plans_are_created_read_listed_updated_and_deleted() {
+    let app = spawn_app().await;
+    let calls = metric(&app, "calls", "count_agg", None).await;
+    let storage = metric(&app, "storage", "sum_agg", Some("gb")).await;
+
+    let created = app
+        .post_json(
+            "/api/v1/plans",
+            &plan_body(&calls, &storage),
+            &app.admin_key,
+        )
+        .await;
+    created.assert_status(200);
+    let plan = created.json()["plan"].clone();
+    assert_eq!(plan["code"], "startup");
+    assert_eq!(plan["interval"], "monthly");
+    assert_eq!(plan["amount_cents"], 10000);
+    assert_eq!(plan["amount_currency"], "USD");
+    assert_eq!(plan["trial_period"], 14);
+    let charges = plan["charges"].as_array().expect("charges");
+    assert_eq!(charges.len(), 2);
+    assert_eq!(
+        charges[0]["lago_billable_metric_id"],
+        Value::String(calls.clone())
+    );
+    assert_eq!(charges[0]["billable_metric_code"], "calls");
+    assert_eq!(charges[0]["code"], "calls");
+    assert_eq!(charges[0]["charge_model"], "graduated");
+    assert_eq!(
+        charges[0]["properties"]["graduated_ranges"][1]["per_unit_amount"],
+        "0.002"
+    );
+    assert_eq!(
+        charges[1]["filters"][0]["values"],
+        json!({"region": ["eu"]})
+    );
+    assert_eq!(
+        charges[1]["filters"][0]["invoice_display_name"],
+        "EU storage"
+    );
+
+    let fetched = app.get("/api/v1/plans/startup", &app.read_key).await;
+    fetched.assert_status(200);
+    assert_eq!(fetched.json()["plan"], plan);
+
+    // Update: keep the first charge by id, drop the second, add a standard one.
+    let first_id = charges[0]["lago_id"].clone();
+    let update = json!({"plan": {"name": "Startup v2", "amount_cents": 12000, "charges": [
+        {"id": first_id, "billable_metric_id": calls, "charge_model": "standard", "properties": {"amount": "0.01"}},
+        {"billable_metric_id": storage, "charge_model": "standard", "properties": {"amount": "1.5"}, "code": "gb"}]}});
+    let updated = app
+        .put_json("/api/v1/plans/startup", &update, &app.admin_key)
+        .await;
+    updated.assert_status(200);
+    let plan = updated.json()["plan"].clone();
+    assert_eq!(plan["name"], "Startup v2");
+    assert_eq!(plan["amount_cents"], 12000);
+    assert_eq!(plan["interval"], "monthly");
+    let charges = plan["charges"].as_array().expect("charges");
+    assert_eq!(charges.len(), 2);
+    assert_eq!(charges[0]["lago_id"], first_id);
+    assert_eq!(charges[0]["charge_model"], "standard");
+    assert_eq!(charges[1]["code"], "gb");
+
+    let list = app.get("/api/v1/plans?per_page=10", &app.read_key).await;
+    list.assert_status(200);
+    assert_eq!(list.json()["meta"]["total_count"], 1);
+
+    app.delete("/api/v1/plans/startup", &app.admin_key)
+        .await
+        .assert_status(200);
+    let gone = app.get("/api/v1/plans/startup", &app.read_key).await;
+    gone.assert_status(404);
+    assert_eq!(gone.json()["code"], "plan_not_found");
+}
+
+#[tokio::test]
+async fn plans_are_validated_field_by_field() {
+    let app = spawn_app().await;
+    let calls = metric(&app, "calls", "count_agg", None).await;
+    let latest = metric(&app, "seats", "latest_agg", Some("seats")).await;
+
+    let missing = app
+        .post_json(
+            "/api/v1/plans",
+            &json!({"plan": {"name": "x"}}),
+            &app.admin_key,
+        )
+        .await;
+    missing.assert_status(422);
+    let details = &missing.json()["error_details"];
+    for field in [
+        "code",
+        "interval",
+        "amount_cents",
+        "amount_currency",
+        "pay_in_advance",
+    ] {
+        assert_eq!(details[field], json!(["value_is_mandatory"]), "{field}");
+    }
+
+    let bad_ranges = json!({"plan": {"name": "x", "code": "x", "interval": "monthly", "amount_cents": 0,
+        "amount_currency": "USD", "pay_in_advance": false, "charges": [
+            {"billable_metric_id": calls, "charge_model": "graduated", "properties": {"graduated_ranges": [
+                {"from_value": 0, "to_value": 10, "per_unit_amount": "1", "flat_amount": "0"},
+                {"from_value": 20, "to_value": null, "per_unit_amount": "1", "flat_amount": "0"}]}}]}});
+    let refused = app
+        .post_json("/api/v1/plans", &bad_ranges, &app.admin_key)
+        .await;
+    refused.assert_status(422);
+    assert_eq!(
+        refused.json()["error_details"]["charges.0.properties.graduated_ranges"],
+        json!(["invalid_graduated_ranges"])
+    );
+
+    let in_advance_latest = json!({"plan": {"name": "x", "code": "x", "interval": "monthly", "amount_cents": 0,
+        "amount_currency": "USD", "pay_in_advance": false, "charges": [
+            {"billable_metric_id": latest, "charge_model": "standard", "pay_in_advance": true, "properties": {"amount": "1"}}]}});
+    let refused = app
+        .post_json("/api/v1/plans", &in_advance_latest, &app.admin_key)
+        .await;
+    refused.assert_status(422);
+    assert_eq!(
+        refused.json()["error_details"]["charges.0.pay_in_advance"],
+        json!(["invalid_aggregation_type_or_charge_model"])
+    );
+
+    let unknown_metric = json!({"plan": {"name": "x", "code": "x", "interval": "monthly", "amount_cents": 0,
+        "amount_currency": "USD", "pay_in_advance": false, "charges": [
+            {"billable_metric_id": "0b4d4a3c-27d3-4f5e-9a8e-000000000000", "charge_model": "standard", "properties": {"amount": "1"}}]}});
+    let missing_metric = app
+        .post_json("/api/v1/plans", &unknown_metric, &app.admin_key)
+        .await;
+    missing_metric.assert_status(404);
+    assert_eq!(missing_metric.json()["code"], "billable_metric_not_found");
+
+    let ok = json!({"plan": {"name": "x", "code": "x", "interval": "weekly", "amount_cents": 500,
+        "amount_currency": "EUR", "pay_in_advance": false}});
+    app.post_json("/api/v1/plans", &ok, &app.admin_key)
+        .await
+        .assert_status(200);
+    let again = app.post_json("/api/v1/plans", &ok, &app.admin_key).await;
+    again.assert_status(422);
+    assert_eq!(
+        again.json()["error_details"]["code"],
+        json!(["value_already_exist"])
+    );
+}

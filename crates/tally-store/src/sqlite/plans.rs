@@ -1,0 +1,409 @@
+//! Plans, their charges and charge filters. A plan is written whole: its charges are replaced by the
+//! list sent (kept by id, added, or removed), in one transaction.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use tally_core::charge::{ChargeModel, ChargeModelKind};
+use tally_core::currency::Currency;
+use tally_core::error::{Reason, ValidationErrors};
+use tally_core::id::{ChargeFilterId, ChargeId, Code, MetricId, PlanId};
+use tally_core::page::Page;
+use tally_core::period::Interval;
+use tally_core::plan::{
+    Charge, ChargeDraft, ChargeFilter, ChargeTerms, Plan, PlanDraft, PlanTerms,
+    validate_charge_codes, validate_terms,
+};
+use tally_core::time::Timestamp;
+
+use super::billable_metrics;
+use super::listing::Filtered;
+use super::now;
+use super::orgs::parse_uuid;
+use crate::error::{StoreError, StoreResult};
+use crate::types::Listed;
+
+const COLUMNS: &str = "seq, id, code, name, description, invoice_display_name, interval, amount_cents,
+    amount_currency, pay_in_advance, trial_period_days, bill_charges_monthly, created_at, updated_at";
+
+fn corrupt(index: usize, message: impl Into<String>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        rusqlite::types::Type::Text,
+        message.into().into(),
+    )
+}
+
+fn plan_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Plan)> {
+    let id: String = row.get(1)?;
+    let code: String = row.get(2)?;
+    let interval: String = row.get(6)?;
+    let currency: String = row.get(8)?;
+    let trial: i64 = row.get(10)?;
+    Ok((
+        row.get(0)?,
+        Plan {
+            id: PlanId(parse_uuid(&id)?),
+            terms: PlanTerms {
+                code: Code::parse("code", &code).map_err(|e| corrupt(2, e.field))?,
+                name: row.get(3)?,
+                description: row.get(4)?,
+                invoice_display_name: row.get(5)?,
+                interval: Interval::parse(&interval).ok_or_else(|| corrupt(6, interval.clone()))?,
+                amount_cents: row.get(7)?,
+                currency: Currency::parse(&currency).ok_or_else(|| corrupt(8, currency.clone()))?,
+                pay_in_advance: row.get(9)?,
+                trial_period_days: u32::try_from(trial).unwrap_or(0),
+                bill_charges_monthly: row.get(11)?,
+            },
+            charges: Vec::new(),
+            created_at: Timestamp::from_micros(row.get(12)?),
+            updated_at: Timestamp::from_micros(row.get(13)?),
+        },
+    ))
+}
+
+fn model_from(kind: &str, properties: &str, index: usize) -> rusqlite::Result<ChargeModel> {
+    let kind = ChargeModelKind::parse(kind)
+        .ok_or_else(|| corrupt(index, format!("charge model {kind}")))?;
+    let properties: serde_json::Value =
+        serde_json::from_str(properties).map_err(|e| corrupt(index, e.to_string()))?;
+    ChargeModel::from_properties(kind, properties.as_object())
+        .map_err(|e| corrupt(index, e.to_string()))
+}
+
+/// Loads the live charges of a plan with their filters.
+fn charges_of(conn: &Connection, plan: i64) -> StoreResult<Vec<Charge>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.seq, c.id, m.id, m.code, c.code, c.invoice_display_name, c.charge_model, c.properties,
+                c.pay_in_advance, c.invoiceable, c.prorated, c.min_amount_cents
+         FROM charges c JOIN billable_metrics m ON m.seq = c.metric
+         WHERE c.plan = ?1 AND c.deleted_at IS NULL ORDER BY c.position",
+    )?;
+    let rows = stmt
+        .query_map([plan], |row| {
+            let id: String = row.get(1)?;
+            let metric: String = row.get(2)?;
+            let metric_code: String = row.get(3)?;
+            let kind: String = row.get(6)?;
+            let properties: String = row.get(7)?;
+            Ok((
+                row.get::<_, i64>(0)?,
+                Charge {
+                    id: ChargeId(parse_uuid(&id)?),
+                    metric_id: MetricId(parse_uuid(&metric)?),
+                    metric_code: Code::parse("code", &metric_code)
+                        .map_err(|e| corrupt(3, e.field))?,
+                    terms: ChargeTerms {
+                        code: row.get(4)?,
+                        invoice_display_name: row.get(5)?,
+                        model: model_from(&kind, &properties, 7)?,
+                        pay_in_advance: row.get(8)?,
+                        invoiceable: row.get(9)?,
+                        prorated: row.get(10)?,
+                        min_amount_cents: row.get(11)?,
+                    },
+                    filters: Vec::new(),
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut filters = conn.prepare_cached(
+        "SELECT id, filter_values, properties, invoice_display_name FROM charge_filters
+         WHERE charge = ?1 AND deleted_at IS NULL ORDER BY position",
+    )?;
+    let mut charges = Vec::with_capacity(rows.len());
+    for (seq, mut charge) in rows {
+        let kind = charge.terms.model.kind().name();
+        charge.filters = filters
+            .query_map([seq], |row| {
+                let id: String = row.get(0)?;
+                let values: String = row.get(1)?;
+                let properties: String = row.get(2)?;
+                Ok((
+                    ChargeFilterId(parse_uuid(&id)?),
+                    ChargeFilter {
+                        values: serde_json::from_str::<BTreeMap<String, Vec<String>>>(&values)
+                            .map_err(|e| corrupt(1, e.to_string()))?,
+                        model: model_from(kind, &properties, 2)?,
+                        invoice_display_name: row.get(3)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        charges.push(charge);
+    }
+    Ok(charges)
+}
+
+fn with_charges(conn: &Connection, found: Option<(i64, Plan)>) -> StoreResult<Plan> {
+    let (seq, mut plan) = found.ok_or(StoreError::NotFound("plan"))?;
+    plan.charges = charges_of(conn, seq)?;
+    Ok(plan)
+}
+
+fn find_by_code(conn: &Connection, org: i64, code: &str) -> StoreResult<Option<(i64, Plan)>> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM plans WHERE org = ?1 AND code = ?2 AND deleted_at IS NULL"
+            ),
+            params![org, code],
+            plan_from_row,
+        )
+        .optional()?)
+}
+
+/// Reads a live plan by code.
+pub(super) fn by_code(conn: &Connection, org: i64, code: &str) -> StoreResult<Plan> {
+    with_charges(conn, find_by_code(conn, org, code)?)
+}
+
+/// Reads a plan by id, deleted or not (subscriptions keep their plan).
+pub(super) fn by_id(conn: &Connection, org: i64, id: PlanId) -> StoreResult<Plan> {
+    let found = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM plans WHERE org = ?1 AND id = ?2"),
+            params![org, id.0.to_string()],
+            plan_from_row,
+        )
+        .optional()?;
+    with_charges(conn, found)
+}
+
+/// Returns the compact id of a plan.
+pub(super) fn seq_of(conn: &Connection, id: PlanId) -> StoreResult<i64> {
+    conn.query_row(
+        "SELECT seq FROM plans WHERE id = ?1",
+        [id.0.to_string()],
+        |row| row.get(0),
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("plan"))
+}
+
+/// Lists live plans, oldest first.
+pub(super) fn list(conn: &Connection, org: i64, page: Page) -> StoreResult<Listed<Plan>> {
+    let mut query = Filtered::new("org = ?", rusqlite::types::Value::Integer(org));
+    query.and("deleted_at IS NULL", []);
+    let listed = query.page(conn, "plans", COLUMNS, "seq", page, plan_from_row)?;
+    let mut items = Vec::with_capacity(listed.items.len());
+    for found in listed.items {
+        items.push(with_charges(conn, Some(found))?);
+    }
+    Ok(Listed {
+        items,
+        total: listed.total,
+    })
+}
+
+/// Checks a draft against the organization's metrics; returns each charge's metric sequence.
+fn validate(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreResult<Vec<i64>> {
+    let mut errors = ValidationErrors::new();
+    validate_terms(&draft.terms, &mut errors);
+    validate_charge_codes(&draft.charges, &mut errors);
+    let mut metrics = Vec::with_capacity(draft.charges.len());
+    for (index, charge) in draft.charges.iter().enumerate() {
+        match billable_metrics::by_id_with_seq(conn, org, charge.metric_id.0)? {
+            Some((seq, metric)) => {
+                charge.validate(&metric.definition, index, &mut errors);
+                metrics.push(seq);
+            }
+            None => return Err(StoreError::NotFound("billable_metric")),
+        }
+    }
+    errors.into_result(metrics).map_err(StoreError::Invalid)
+}
+
+fn properties_text(model: &ChargeModel) -> String {
+    model.to_properties().to_string()
+}
+
+/// Writes the charges of a plan: updates those sent with an id, adds the others, removes the rest.
+fn write_charges(
+    conn: &Connection,
+    plan: i64,
+    charges: &[ChargeDraft],
+    metrics: &[i64],
+) -> StoreResult<()> {
+    let at = now().micros();
+    let existing: Vec<(i64, String)> = {
+        let mut stmt =
+            conn.prepare("SELECT seq, id FROM charges WHERE plan = ?1 AND deleted_at IS NULL")?;
+        stmt.query_map([plan], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut kept = Vec::new();
+    for (position, (charge, metric)) in charges.iter().zip(metrics).enumerate() {
+        let t = &charge.terms;
+        let known = charge.id.and_then(|id| {
+            existing
+                .iter()
+                .find(|(_, e)| *e == id.0.to_string())
+                .map(|(seq, _)| *seq)
+        });
+        let seq = match known {
+            Some(seq) => {
+                conn.execute(
+                    "UPDATE charges SET metric = ?2, position = ?3, code = ?4, invoice_display_name = ?5,
+                        charge_model = ?6, properties = ?7, pay_in_advance = ?8, invoiceable = ?9, prorated = ?10,
+                        min_amount_cents = ?11, updated_at = ?12 WHERE seq = ?1",
+                    params![
+                        seq,
+                        metric,
+                        position as i64,
+                        t.code,
+                        t.invoice_display_name,
+                        t.model.kind().name(),
+                        properties_text(&t.model),
+                        t.pay_in_advance,
+                        t.invoiceable,
+                        t.prorated,
+                        t.min_amount_cents,
+                        at
+                    ],
+                )?;
+                conn.execute(
+                    "UPDATE charge_filters SET deleted_at = ?2 WHERE charge = ?1 AND deleted_at IS NULL",
+                    params![seq, at],
+                )?;
+                seq
+            }
+            None => {
+                conn.execute(
+                    "INSERT INTO charges (id, plan, metric, position, code, invoice_display_name, charge_model, properties,
+                        pay_in_advance, invoiceable, prorated, min_amount_cents, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+                    params![
+                        ChargeId::generate().0.to_string(),
+                        plan,
+                        metric,
+                        position as i64,
+                        t.code,
+                        t.invoice_display_name,
+                        t.model.kind().name(),
+                        properties_text(&t.model),
+                        t.pay_in_advance,
+                        t.invoiceable,
+                        t.prorated,
+                        t.min_amount_cents,
+                        at
+                    ],
+                )?;
+                conn.last_insert_rowid()
+            }
+        };
+        kept.push(seq);
+        for (index, filter) in charge.filters.iter().enumerate() {
+            let values = serde_json::to_string(&filter.values)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+            conn.execute(
+                "INSERT INTO charge_filters (id, charge, position, filter_values, properties, invoice_display_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    ChargeFilterId::generate().0.to_string(),
+                    seq,
+                    index as i64,
+                    values,
+                    properties_text(&filter.model),
+                    filter.invoice_display_name
+                ],
+            )?;
+        }
+    }
+    for (seq, _) in existing.iter().filter(|(seq, _)| !kept.contains(seq)) {
+        conn.execute(
+            "UPDATE charges SET deleted_at = ?2 WHERE seq = ?1",
+            params![seq, at],
+        )?;
+    }
+    Ok(())
+}
+
+fn code_taken() -> StoreError {
+    let mut errors = ValidationErrors::new();
+    errors.push("code", Reason::ValueAlreadyExist);
+    StoreError::Invalid(errors)
+}
+
+/// Creates a plan with its charges.
+pub(super) fn create(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreResult<Plan> {
+    let metrics = validate(conn, org, draft)?;
+    if find_by_code(conn, org, draft.terms.code.as_str())?.is_some() {
+        return Err(code_taken());
+    }
+    let t = &draft.terms;
+    let at = now().micros();
+    conn.execute(
+        "INSERT INTO plans (id, org, code, name, description, invoice_display_name, interval, amount_cents, amount_currency,
+            pay_in_advance, trial_period_days, bill_charges_monthly, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+        params![
+            PlanId::generate().0.to_string(),
+            org,
+            t.code.as_str(),
+            t.name,
+            t.description,
+            t.invoice_display_name,
+            t.interval.name(),
+            t.amount_cents,
+            t.currency.code(),
+            t.pay_in_advance,
+            i64::from(t.trial_period_days),
+            t.bill_charges_monthly,
+            at
+        ],
+    )?;
+    let seq = conn.last_insert_rowid();
+    write_charges(conn, seq, &draft.charges, &metrics)?;
+    by_code(conn, org, t.code.as_str())
+}
+
+/// Replaces a plan's fields and charges.
+pub(super) fn update(
+    conn: &Connection,
+    org: i64,
+    code: &str,
+    draft: &PlanDraft,
+) -> StoreResult<Plan> {
+    let (seq, _) = find_by_code(conn, org, code)?.ok_or(StoreError::NotFound("plan"))?;
+    let metrics = validate(conn, org, draft)?;
+    if draft.terms.code.as_str() != code
+        && find_by_code(conn, org, draft.terms.code.as_str())?.is_some()
+    {
+        return Err(code_taken());
+    }
+    let t = &draft.terms;
+    conn.execute(
+        "UPDATE plans SET code = ?2, name = ?3, description = ?4, invoice_display_name = ?5, interval = ?6,
+            amount_cents = ?7, amount_currency = ?8, pay_in_advance = ?9, trial_period_days = ?10,
+            bill_charges_monthly = ?11, updated_at = ?12 WHERE seq = ?1",
+        params![
+            seq,
+            t.code.as_str(),
+            t.name,
+            t.description,
+            t.invoice_display_name,
+            t.interval.name(),
+            t.amount_cents,
+            t.currency.code(),
+            t.pay_in_advance,
+            i64::from(t.trial_period_days),
+            t.bill_charges_monthly,
+            now().micros()
+        ],
+    )?;
+    write_charges(conn, seq, &draft.charges, &metrics)?;
+    by_code(conn, org, t.code.as_str())
+}
+
+/// Deletes a plan; subscriptions already on it keep it.
+pub(super) fn delete(conn: &Connection, org: i64, code: &str) -> StoreResult<Plan> {
+    let (seq, _) = find_by_code(conn, org, code)?.ok_or(StoreError::NotFound("plan"))?;
+    let plan = by_code(conn, org, code)?;
+    conn.execute(
+        "UPDATE plans SET deleted_at = ?2 WHERE seq = ?1",
+        params![seq, now().micros()],
+    )?;
+    Ok(plan)
+}

@@ -83,6 +83,15 @@ pub struct ServeArgs {
     /// Commit durability: full (fsync every commit) or normal (fsync at checkpoints) [default: full].
     #[arg(long, env = "TALLY_DURABILITY")]
     pub durability: Option<String>,
+
+    /// Billing clock: system, or simulated (time moves only by POST /api/v1/clock; for tests and demos)
+    /// [default: system].
+    #[arg(long, env = "TALLY_CLOCK")]
+    pub clock: Option<String>,
+
+    /// Start of the simulated clock, RFC 3339 [default: now].
+    #[arg(long, env = "TALLY_CLOCK_START")]
+    pub clock_start: Option<String>,
 }
 
 /// How the client commands (`ingest`, `usage`) reach a running server.
@@ -115,6 +124,10 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// Durability.
     pub durability: Option<String>,
+    /// Billing clock.
+    pub clock: Option<String>,
+    /// Start of the simulated clock.
+    pub clock_start: Option<String>,
 }
 
 impl FileConfig {
@@ -160,6 +173,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Commit durability.
     pub durability: Durability,
+    /// Billing clock.
+    pub clock: tally_server::ClockMode,
 }
 
 /// Settings of the client commands, merged and validated.
@@ -208,6 +223,27 @@ pub fn database_url(db: &DatabaseArgs, file: &FileConfig) -> String {
         .clone()
         .or_else(|| file.database_url.clone())
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// Parses the billing clock settings.
+pub fn resolve_clock(mode: Option<&str>, start: Option<&str>) -> Result<tally_server::ClockMode> {
+    match mode.unwrap_or("system") {
+        "system" => {
+            if start.is_some() {
+                anyhow::bail!("--clock-start needs --clock simulated");
+            }
+            Ok(tally_server::ClockMode::System)
+        }
+        "simulated" => {
+            let start = match start {
+                Some(text) => tally_core::Timestamp::parse_rfc3339(text)
+                    .with_context(|| format!("clock start {text:?} is not an RFC 3339 time"))?,
+                None => tally_core::Timestamp::from_datetime(chrono::Utc::now()),
+            };
+            Ok(tally_server::ClockMode::Simulated(start))
+        }
+        other => anyhow::bail!("clock must be system or simulated, not {other:?}"),
+    }
 }
 
 /// Parses a durability name.
@@ -269,6 +305,10 @@ impl ServeConfig {
                 .unwrap_or_else(|| DEFAULT_LOG.into()),
             log_format,
             durability,
+            clock: resolve_clock(
+                args.clock.as_deref().or(file.clock.as_deref()),
+                args.clock_start.as_deref().or(file.clock_start.as_deref()),
+            )?,
         })
     }
 }
@@ -296,6 +336,8 @@ mod tests {
             log: None,
             log_format: None,
             durability: None,
+            clock: None,
+            clock_start: None,
         };
         let config = ServeConfig::resolve(&args, &db).expect("config");
         assert_eq!(config.listen.port(), 9100);

@@ -71,6 +71,14 @@ uuid_id!(
     /// The `lago_id` of a subscription.
     SubscriptionId
 );
+uuid_id!(
+    /// The `lago_id` of an invoice.
+    InvoiceId
+);
+uuid_id!(
+    /// The `lago_id` of a fee.
+    FeeId
+);
 
 /// An id chosen by the client (`external_id`, `external_customer_id`, `transaction_id`, a CloudEvent
 /// `subject`): a non-empty string of at most [`MAX_IDENTIFIER_LEN`] bytes without control characters.

@@ -16,6 +16,7 @@ pub mod customer;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod invoice;
 pub mod metric;
 pub mod money;
 pub mod organization;

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The object does not exist; the string names its kind (`customer`, `billable_metric`…).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The object's state forbids the action; the string is Lago's code (`not_voidable`…).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
     /// Fields refused, by name.
     #[error("validation failed: {0}")]
     Validation(ValidationErrors),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Validation(_) | ApiError::BatchValidation(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -99,6 +103,9 @@ impl ApiError {
             ApiError::NotFound(what) => {
                 json!({"status": status, "error": "Not Found", "code": format!("{what}_not_found")})
             }
+            ApiError::NotAllowed(code) => {
+                json!({"status": status, "error": "Method Not Allowed", "code": code})
+            }
             ApiError::Validation(errors) => json!({
                 "status": status, "error": "Unprocessable Entity", "code": "validation_errors",
                 "error_details": errors.by_field(),
@@ -135,6 +142,7 @@ impl ApiError {
             ApiError::NotFound(what) => {
                 format!("{} not found", what.replace("billable_metric", "meter"))
             }
+            ApiError::NotAllowed(code) => format!("not allowed in this state ({code})"),
             ApiError::Validation(errors) => format!("invalid input: {errors}"),
             ApiError::BatchValidation(by_index) => {
                 let parts: Vec<String> = by_index
@@ -155,6 +163,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::NotAllowed(code) => ApiError::NotAllowed(code),
             StoreError::Invalid(errors) => ApiError::Validation(errors),
             StoreError::Closed => ApiError::Unavailable("the store is shutting down".into()),
             other => ApiError::Internal(other.to_string()),

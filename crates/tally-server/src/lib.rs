@@ -1,8 +1,10 @@
+#![recursion_limit = "256"]
 //! tally's HTTP server: the Lago v1 and OpenMeter v1 contracts over one store.
 //!
 //! [`Application::build`] binds the listener (port 0 works, for tests) and wires the routes, auth,
 //! request ids, telemetry and limits; [`Application::run`] serves until the shutdown future resolves,
-//! then finishes in-flight requests and lets the store commit what is queued.
+//! then finishes in-flight requests and lets the store commit what is queued. With the system clock, a
+//! background worker runs the billing clock.
 
 pub mod api;
 pub mod auth;
@@ -10,20 +12,32 @@ pub mod clock;
 pub mod error;
 pub mod state;
 pub mod telemetry;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use tally_core::Timestamp;
 use tally_store::Store;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SimulatedClock, SystemClock};
 use crate::state::AppState;
 use crate::telemetry::REQUEST_ID;
+
+/// Which clock the server bills by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClockMode {
+    /// The machine's clock; a worker runs billing every `billing_interval`.
+    #[default]
+    System,
+    /// A simulated clock starting at the given instant, moved by `POST /api/v1/clock`.
+    Simulated(Timestamp),
+}
 
 /// What the server needs to start.
 #[derive(Debug, Clone)]
@@ -32,6 +46,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The longest a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// The billing clock.
+    pub clock: ClockMode,
+    /// How often the billing worker runs with the system clock.
+    pub billing_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +57,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout: Duration::from_secs(120),
+            clock: ClockMode::System,
+            billing_interval: Duration::from_secs(10),
         }
     }
 }
@@ -47,7 +67,8 @@ impl Default for ServerConfig {
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    store: Arc<dyn Store>,
+    state: AppState,
+    billing_interval: Option<Duration>,
 }
 
 impl Application {
@@ -56,19 +77,18 @@ impl Application {
         config: &ServerConfig,
         store: Arc<dyn Store>,
     ) -> std::io::Result<Application> {
-        Self::build_with_clock(config, store, Arc::new(SystemClock)).await
-    }
-
-    /// Like [`Application::build`], with a chosen clock.
-    pub async fn build_with_clock(
-        config: &ServerConfig,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-    ) -> std::io::Result<Application> {
         telemetry::prometheus();
         let listener = TcpListener::bind(config.listen).await?;
-        let state = AppState::new(store.clone(), clock);
-        let router = api::router(state)
+        let (clock, simulated): (Arc<dyn Clock>, Option<Arc<SimulatedClock>>) = match config.clock {
+            ClockMode::System => (Arc::new(SystemClock), None),
+            ClockMode::Simulated(start) => {
+                let simulated = Arc::new(SimulatedClock::new(start));
+                (simulated.clone(), Some(simulated))
+            }
+        };
+        let billing_interval = simulated.is_none().then_some(config.billing_interval);
+        let state = AppState::new(store, clock, simulated);
+        let router = api::router(state.clone())
             .layer(axum::middleware::from_fn(telemetry::observe))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -79,7 +99,8 @@ impl Application {
         Ok(Application {
             listener,
             router,
-            store,
+            state,
+            billing_interval,
         })
     }
 
@@ -88,16 +109,24 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, finishes in-flight requests, then closes the store (which
-    /// commits everything queued) and returns.
+    /// Serves until `shutdown` resolves, finishes in-flight requests, stops the billing worker, then
+    /// closes the store (which commits everything queued) and returns.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = self.billing_interval.map(|interval| {
+            tokio::spawn(workers::billing::run(self.state.clone(), interval, stopped))
+        });
         let result = axum::serve(self.listener, self.router.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await;
-        self.store.close().await;
+        let _ = stop.send(true);
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        self.state.store.close().await;
         result
     }
 }

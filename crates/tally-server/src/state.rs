@@ -23,6 +23,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The current time.
     pub clock: Arc<dyn Clock>,
+    /// The simulated clock, when the server runs on one (`/api/v1/clock` exists only then).
+    pub simulated: Option<Arc<crate::clock::SimulatedClock>>,
     cache: Arc<Caches>,
 }
 
@@ -34,10 +36,15 @@ struct Caches {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        simulated: Option<Arc<crate::clock::SimulatedClock>>,
+    ) -> Self {
         AppState {
             store,
             clock,
+            simulated,
             cache: Arc::new(Caches::default()),
         }
     }

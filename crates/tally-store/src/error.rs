@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The object does not exist; the string names its kind (`customer`, `billable_metric`, `event`…).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The object's state forbids the action; the string is Lago's code (`not_voidable`…).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
     /// The input breaks a rule checked against stored data (a duplicate code, say).
     #[error("invalid: {0}")]
     Invalid(ValidationErrors),

@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use tally_core::apikey::{ApiKey, Scope};
 use tally_core::customer::{Customer, CustomerProfile};
 use tally_core::event::NewEvent;
-use tally_core::id::{ApiKeyId, CustomerId, ExternalId, OrganizationId, PlanId};
+use tally_core::id::{ApiKeyId, CustomerId, ExternalId, InvoiceId, OrganizationId, PlanId};
+use tally_core::invoice::PaymentStatus;
 use tally_core::metric::MetricDefinition;
 use tally_core::organization::{Organization, OrganizationPatch};
 use tally_core::page::Page;
@@ -195,6 +196,57 @@ pub trait Store: Send + Sync + 'static {
         status: SubscriptionStatus,
         now: Timestamp,
     ) -> StoreResult<Subscription>;
+
+    /// Runs the billing clock up to `now`: starts and ends subscriptions on time, bills every run due
+    /// exactly once, and finalizes drafts whose grace period ended. Returns the invoices created.
+    async fn run_billing(&self, now: Timestamp) -> StoreResult<Vec<InvoiceId>>;
+
+    /// Reads an invoice.
+    async fn invoice(&self, org: OrganizationId, id: InvoiceId) -> StoreResult<Invoice>;
+
+    /// Lists invoices, newest first.
+    async fn list_invoices(
+        &self,
+        org: OrganizationId,
+        filter: &InvoiceFilter,
+        page: Page,
+    ) -> StoreResult<Listed<Invoice>>;
+
+    /// Recomputes a draft from current usage.
+    async fn refresh_invoice(&self, org: OrganizationId, id: InvoiceId) -> StoreResult<Invoice>;
+
+    /// Finalizes a draft now (recomputed first), giving it its number.
+    async fn finalize_invoice(
+        &self,
+        org: OrganizationId,
+        id: InvoiceId,
+        now: Timestamp,
+    ) -> StoreResult<Invoice>;
+
+    /// Voids a finalized invoice.
+    async fn void_invoice(
+        &self,
+        org: OrganizationId,
+        id: InvoiceId,
+        now: Timestamp,
+    ) -> StoreResult<Invoice>;
+
+    /// Records an invoice's payment status.
+    async fn set_invoice_payment_status(
+        &self,
+        org: OrganizationId,
+        id: InvoiceId,
+        status: PaymentStatus,
+    ) -> StoreResult<Invoice>;
+
+    /// Prices the open period of a customer's active subscription.
+    async fn current_usage(
+        &self,
+        org: OrganizationId,
+        customer: &str,
+        subscription: &str,
+        now: Timestamp,
+    ) -> StoreResult<CurrentUsage>;
 
     /// Records events durably. Returns one outcome per event, in order, once committed. With
     /// [`Atomicity::AllOrNothing`], a conflict anywhere stores nothing.

@@ -233,3 +233,108 @@ pub struct SubscriptionUpdate {
     /// New start, for a pending subscription.
     pub subscription_at: Option<Timestamp>,
 }
+
+/// A fee as stored, with the labels an invoice shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFee {
+    /// Its id.
+    pub id: tally_core::id::FeeId,
+    /// The priced line.
+    pub fee: tally_core::billing::Fee,
+    /// The item's code (plan code for the subscription fee, metric code for charges).
+    pub item_code: String,
+    /// The item's display name.
+    pub item_name: String,
+    /// The charge's invoice display name, when set.
+    pub invoice_display_name: Option<String>,
+    /// The filter's display name, when the fee bills a filter.
+    pub filter_name: Option<String>,
+    /// The filter's values, when the fee bills a filter.
+    pub filter_values: Option<Value>,
+    /// Whether the fee was billed in advance.
+    pub pay_in_advance: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An invoice as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoice {
+    /// Its id (`lago_id`).
+    pub id: tally_core::id::InvoiceId,
+    /// Its number, once finalized.
+    pub number: Option<String>,
+    /// The customer's n-th finalized invoice.
+    pub sequential_id: Option<i64>,
+    /// The customer.
+    pub customer: tally_core::customer::Customer,
+    /// The zone its dates are in.
+    pub timezone: Tz,
+    /// The subscription billed, for subscription invoices.
+    pub subscription: Option<tally_core::subscription::Subscription>,
+    /// `subscription` (others come later).
+    pub invoice_type: String,
+    /// Draft, finalized or voided.
+    pub status: tally_core::invoice::InvoiceStatus,
+    /// Paid or not.
+    pub payment_status: tally_core::invoice::PaymentStatus,
+    /// The currency of every amount.
+    pub currency: tally_core::currency::Currency,
+    /// Issuing date in the customer's zone.
+    pub issuing_date: chrono::NaiveDate,
+    /// Days to pay.
+    pub net_payment_term: i64,
+    /// Totals in minor units.
+    pub totals: tally_core::billing::InvoiceTotals,
+    /// The billing run it comes from.
+    pub run: tally_core::billing::Run,
+    /// Its lines.
+    pub fees: Vec<StoredFee>,
+    /// A draft is finalized at this instant.
+    pub grace_until: Option<Timestamp>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When it was finalized.
+    pub finalized_at: Option<Timestamp>,
+    /// When it was voided.
+    pub voided_at: Option<Timestamp>,
+}
+
+/// Filters for listing invoices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InvoiceFilter {
+    /// Only this customer's.
+    pub external_customer_id: Option<String>,
+    /// Only in these states.
+    pub statuses: Vec<tally_core::invoice::InvoiceStatus>,
+    /// Only with these payment states.
+    pub payment_statuses: Vec<tally_core::invoice::PaymentStatus>,
+}
+
+/// A charge's usage in the open period, priced (Lago `current_usage`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChargeUsageLine {
+    /// The charge.
+    pub charge: tally_core::plan::Charge,
+    /// The metric it prices.
+    pub metric: Metric,
+    /// The charge's fees: one per filter, then the charge's own terms.
+    pub fees: Vec<StoredFee>,
+}
+
+/// The priced usage of a subscription's open period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentUsage {
+    /// The subscription.
+    pub subscription: tally_core::subscription::Subscription,
+    /// The charges period in progress.
+    pub period: tally_core::period::Period,
+    /// The date its invoice will carry, in the customer's zone.
+    pub issuing_date: chrono::NaiveDate,
+    /// The currency.
+    pub currency: tally_core::currency::Currency,
+    /// One line per charge, even at zero.
+    pub charges: Vec<ChargeUsageLine>,
+}

@@ -17,6 +17,7 @@ pub async fn run(args: &ServeArgs, db: &DatabaseArgs) -> Result<()> {
     ensure_admin_key(store.as_ref(), config.api_key.as_ref().map(|k| k.expose())).await?;
     let server = ServerConfig {
         listen: config.listen,
+        clock: config.clock,
         ..ServerConfig::default()
     };
     let app = Application::build(&server, store)
@@ -27,6 +28,12 @@ pub async fn run(args: &ServeArgs, db: &DatabaseArgs) -> Result<()> {
         "tally listening on http://{addr} (database {})",
         config.database_url
     );
+    if let tally_server::ClockMode::Simulated(start) = config.clock {
+        eprintln!(
+            "billing clock simulated from {}: move it with POST /api/v1/clock",
+            start.to_rfc3339_seconds()
+        );
+    }
     tracing::info!(%addr, "listening");
     app.run(shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -93,8 +93,22 @@ pub async fn spawn_app() -> TestApp {
     app
 }
 
+/// Starts a server on a fresh database whose billing clock is simulated from `start` (RFC 3339).
+pub async fn spawn_simulated(start: &str) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tally.db");
+    let start = tally_core::Timestamp::parse_rfc3339(start).expect("clock start");
+    let mut app = spawn_with(&path, tally_server::ClockMode::Simulated(start)).await;
+    app._dir = Some(dir);
+    app
+}
+
 /// Starts a server on the database at `path` (created when missing), with three new keys.
 pub async fn spawn_app_at(path: &Path) -> TestApp {
+    spawn_with(path, tally_server::ClockMode::System).await
+}
+
+async fn spawn_with(path: &Path, clock: tally_server::ClockMode) -> TestApp {
     let store = SqliteStore::open(&SqliteOptions::new(path)).expect("open the store");
     let org = store
         .default_organization()
@@ -120,6 +134,7 @@ pub async fn spawn_app_at(path: &Path) -> TestApp {
     let store: Arc<dyn Store> = Arc::new(store);
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
+        clock,
         ..Default::default()
     };
     let app = Application::build(&config, store.clone())
@@ -145,6 +160,20 @@ pub async fn spawn_app_at(path: &Path) -> TestApp {
 }
 
 impl TestApp {
+    /// Moves the simulated clock and returns the ids of the invoices billing created.
+    pub async fn advance(&self, now: &str) -> Vec<String> {
+        let reply = self
+            .post_json("/api/v1/clock", &json!({"now": now}), &self.admin_key)
+            .await;
+        reply.assert_status(200);
+        reply.json()["invoices"]
+            .as_array()
+            .expect("invoice ids")
+            .iter()
+            .map(|id| id.as_str().expect("id").to_owned())
+            .collect()
+    }
+
     /// The full URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)

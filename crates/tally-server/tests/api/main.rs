@@ -5,6 +5,7 @@ mod aggregations;
 mod auth;
 mod batch;
 mod billable_metrics;
+mod billing;
 mod bulk;
 mod case;
 mod cloudevents;

@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "plans_subscriptions",
         include_str!("../../migrations/sqlite/0002_plans_subscriptions.sql"),
     ),
+    (
+        3,
+        "invoices",
+        include_str!("../../migrations/sqlite/0003_invoices.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

@@ -5,6 +5,7 @@
 //! docs/performance.md for the measured difference).
 
 mod billable_metrics;
+mod billing;
 mod checkpoint;
 mod customers;
 mod events;
@@ -28,7 +29,8 @@ use rusqlite::{Connection, OpenFlags};
 use tally_core::apikey::{ApiKey, Scope};
 use tally_core::customer::Customer;
 use tally_core::event::NewEvent;
-use tally_core::id::{ApiKeyId, CustomerId, ExternalId, OrganizationId, PlanId};
+use tally_core::id::{ApiKeyId, CustomerId, ExternalId, InvoiceId, OrganizationId, PlanId};
+use tally_core::invoice::PaymentStatus;
 use tally_core::metric::MetricDefinition;
 use tally_core::organization::{Organization, OrganizationPatch};
 use tally_core::page::Page;
@@ -544,6 +546,113 @@ impl Store for SqliteStore {
             .write(1, move |ctx| {
                 subscriptions::terminate(ctx.conn, seq, &external_id, status, now)
             })
+            .await
+    }
+
+    async fn run_billing(&self, now: Timestamp) -> StoreResult<Vec<InvoiceId>> {
+        self.writer
+            .write(1, move |ctx| billing::apply_lifecycle(ctx.conn, now))
+            .await?;
+        let candidates = self.reads.read(billing::candidates).await?;
+        let mut created = Vec::new();
+        // Submitted together, the runs are group-committed; each stays its own savepoint, so one
+        // failing subscription does not hold back the others.
+        for chunk in candidates.chunks(256) {
+            let jobs = chunk.iter().map(|&seq| {
+                self.writer
+                    .write(1, move |ctx| billing::bill(ctx.conn, seq, now))
+            });
+            for result in futures::future::join_all(jobs).await {
+                match result {
+                    Ok(ids) => created.extend(ids),
+                    Err(error) => {
+                        tracing::error!(%error, "billing a subscription failed; retried at the next tick")
+                    }
+                }
+            }
+        }
+        self.writer
+            .write(1, move |ctx| billing::finalize_due(ctx.conn, now))
+            .await?;
+        Ok(created)
+    }
+
+    async fn invoice(&self, org: OrganizationId, id: InvoiceId) -> StoreResult<Invoice> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| billing::get(conn, seq, id))
+            .await
+    }
+
+    async fn list_invoices(
+        &self,
+        org: OrganizationId,
+        filter: &InvoiceFilter,
+        page: Page,
+    ) -> StoreResult<Listed<Invoice>> {
+        let seq = self.org_seq(org).await?;
+        let filter = filter.clone();
+        self.reads
+            .read(move |conn| billing::list(conn, seq, &filter, page))
+            .await
+    }
+
+    async fn refresh_invoice(&self, org: OrganizationId, id: InvoiceId) -> StoreResult<Invoice> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| billing::refresh(ctx.conn, seq, id))
+            .await
+    }
+
+    async fn finalize_invoice(
+        &self,
+        org: OrganizationId,
+        id: InvoiceId,
+        now: Timestamp,
+    ) -> StoreResult<Invoice> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| billing::finalize(ctx.conn, seq, id, now))
+            .await
+    }
+
+    async fn void_invoice(
+        &self,
+        org: OrganizationId,
+        id: InvoiceId,
+        now: Timestamp,
+    ) -> StoreResult<Invoice> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| billing::void(ctx.conn, seq, id, now))
+            .await
+    }
+
+    async fn set_invoice_payment_status(
+        &self,
+        org: OrganizationId,
+        id: InvoiceId,
+        status: PaymentStatus,
+    ) -> StoreResult<Invoice> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| {
+                billing::set_payment_status(ctx.conn, seq, id, status)
+            })
+            .await
+    }
+
+    async fn current_usage(
+        &self,
+        org: OrganizationId,
+        customer: &str,
+        subscription: &str,
+        now: Timestamp,
+    ) -> StoreResult<CurrentUsage> {
+        let seq = self.org_seq(org).await?;
+        let (customer, subscription) = (customer.to_owned(), subscription.to_owned());
+        self.reads
+            .read(move |conn| billing::current_usage(conn, seq, &customer, &subscription, now))
             .await
     }
 

@@ -104,7 +104,7 @@ fn find(
         .optional()?)
 }
 
-fn by_seq(conn: &Connection, seq: i64) -> StoreResult<Subscription> {
+pub(super) fn by_seq(conn: &Connection, seq: i64) -> StoreResult<Subscription> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM {FROM} WHERE s.seq = ?1"),

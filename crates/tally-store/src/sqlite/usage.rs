@@ -11,6 +11,7 @@ use rusqlite::{Connection, params_from_iter};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use tally_core::aggregation::{AggState, DistinctEvent, unique_count};
+use tally_core::billing::{GroupAggregate, GroupUsage};
 use tally_core::error::{Reason, ValidationErrors};
 use tally_core::metric::{AggregationType, GroupKey, MetricDefinition};
 use tally_core::time::Timestamp;
@@ -125,15 +126,53 @@ fn first_event(conn: &Connection, org: i64, code: &str) -> StoreResult<Option<Ti
     Ok(first.map(Timestamp::from_micros))
 }
 
-fn subject_clause(subjects: &[String], args: &mut Vec<SqlValue>, column: &str) -> String {
-    if subjects.is_empty() {
-        return String::new();
+/// Which events of a metric a query reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scope<'a> {
+    /// Events of these subjects (all when empty).
+    Subjects(&'a [String]),
+    /// Events billed to a subscription: those naming it, and, when `customer` is given, those that
+    /// name only that customer (its one subscription takes them).
+    Subscription {
+        /// The subscription's external id.
+        external_id: &'a str,
+        /// The customer's external id, when events naming only the customer belong here.
+        customer: Option<&'a str>,
+    },
+}
+
+impl Scope<'_> {
+    /// Renders the scope as SQL for a table whose subject and subscription columns are named, where
+    /// `none` is how that table writes "no value" (`''` in rollups, NULL in events).
+    fn clause(&self, args: &mut Vec<SqlValue>, subject: &str, subscription: &str) -> String {
+        match *self {
+            Scope::Subjects([]) => String::new(),
+            Scope::Subjects(subjects) => {
+                args.extend(subjects.iter().cloned().map(SqlValue::Text));
+                format!(
+                    " AND COALESCE({subject}, '') IN ({})",
+                    vec!["?"; subjects.len()].join(", ")
+                )
+            }
+            Scope::Subscription {
+                external_id,
+                customer: None,
+            } => {
+                args.push(SqlValue::Text(external_id.to_owned()));
+                format!(" AND {subscription} = ?")
+            }
+            Scope::Subscription {
+                external_id,
+                customer: Some(customer),
+            } => {
+                args.push(SqlValue::Text(external_id.to_owned()));
+                args.push(SqlValue::Text(customer.to_owned()));
+                format!(
+                    " AND ({subscription} = ? OR (COALESCE({subscription}, '') = '' AND {subject} = ?))"
+                )
+            }
+        }
     }
-    args.extend(subjects.iter().cloned().map(SqlValue::Text));
-    format!(
-        " AND COALESCE({column}, '') IN ({})",
-        vec!["?"; subjects.len()].join(", ")
-    )
 }
 
 /// Visits raw events of the metric's code in `[from, to)`: (seq, subject, time, properties).
@@ -142,7 +181,7 @@ fn raw_events(
     org: i64,
     code: &str,
     (from, to): (Timestamp, Timestamp),
-    subjects: &[String],
+    scope: Scope<'_>,
     mut visit: impl FnMut(i64, &str, Timestamp, &Map<String, Value>) -> StoreResult<()>,
 ) -> StoreResult<()> {
     let mut args = vec![
@@ -151,7 +190,7 @@ fn raw_events(
         SqlValue::Integer(from.micros()),
         SqlValue::Integer(to.micros()),
     ];
-    let filter = subject_clause(subjects, &mut args, "subject");
+    let filter = scope.clause(&mut args, "subject", "external_subscription_id");
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, COALESCE(subject, ''), timestamp, properties FROM events
          WHERE org = ? AND code = ? AND timestamp >= ? AND timestamp < ?{filter}"
@@ -190,7 +229,7 @@ fn state_rows(
                     org,
                     definition.event_type.as_str(),
                     (span.from, span.to),
-                    &q.subjects,
+                    Scope::Subjects(&q.subjects),
                     |seq, subject, at, props| {
                         let Ok(Some(reading)) = definition.read(props, at) else {
                             return Ok(());
@@ -218,7 +257,8 @@ fn state_rows(
                     SqlValue::Integer(span.from.seconds()),
                     SqlValue::Integer(span.to.seconds()),
                 ];
-                let filter = subject_clause(&q.subjects, &mut args, "subject");
+                let filter =
+                    Scope::Subjects(&q.subjects).clause(&mut args, "subject", "subscription");
                 let mut stmt = conn.prepare_cached(&format!(
                     "SELECT subject, group_key, bucket, count, sum, min, max, latest_at, latest_seq, latest_value, weighted
                      FROM rollups WHERE org = ? AND metric = ? AND width = ? AND bucket >= ? AND bucket < ?{filter}"
@@ -269,7 +309,7 @@ fn unique_rows(
         org,
         definition.event_type.as_str(),
         range,
-        &q.subjects,
+        Scope::Subjects(&q.subjects),
         |seq, subject, at, props| {
             let Ok(Some(reading)) = definition.read(props, at) else {
                 return Ok(());
@@ -294,4 +334,138 @@ fn unique_rows(
         .into_iter()
         .map(|(key, events)| (key, Decimal::from(unique_count(&events, false))))
         .collect())
+}
+
+/// Reads a metric's usage in `scope` over `[from, to)`, one aggregate per dimension group: mergeable
+/// states from rollups (raw events at sub-minute edges), or the distinct values for unique counts.
+pub(super) fn groups(
+    conn: &Connection,
+    org: i64,
+    metric_seq: i64,
+    definition: &MetricDefinition,
+    scope: Scope<'_>,
+    (from, to): (Timestamp, Timestamp),
+) -> StoreResult<Vec<GroupUsage>> {
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let overflow = |e: tally_core::aggregation::Overflow| StoreError::Database(e.to_string());
+    let code = definition.event_type.as_str();
+    if definition.aggregation == AggregationType::UniqueCount {
+        let mut values: HashMap<String, Vec<DistinctEvent>> = HashMap::new();
+        raw_events(conn, org, code, (from, to), scope, |seq, _, at, props| {
+            if let Ok(Some(reading)) = definition.read(props, at)
+                && let Some((value, operation)) = reading.distinct
+            {
+                values
+                    .entry(reading.group.as_str().to_owned())
+                    .or_default()
+                    .push(DistinctEvent {
+                        at,
+                        seq,
+                        value,
+                        operation,
+                    });
+            }
+            Ok(())
+        })?;
+        return Ok(values
+            .into_iter()
+            .map(|(key, events)| GroupUsage {
+                dims: GroupKey::from_stored(key).values(),
+                aggregate: GroupAggregate::Distinct(events),
+            })
+            .collect());
+    }
+    let mut states: HashMap<String, AggState> = HashMap::new();
+    for span in tally_core::window::decompose(from, to) {
+        match span.source {
+            Source::Raw => {
+                raw_events(
+                    conn,
+                    org,
+                    code,
+                    (span.from, span.to),
+                    scope,
+                    |seq, _, at, props| {
+                        if let Ok(Some(reading)) = definition.read(props, at) {
+                            states
+                                .entry(reading.group.as_str().to_owned())
+                                .or_insert_with(|| AggState::new(from))
+                                .add(at, seq, reading.value)
+                                .map_err(overflow)?;
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
+            Source::Hour | Source::Minute => {
+                let mut args = vec![
+                    SqlValue::Integer(org),
+                    SqlValue::Integer(metric_seq),
+                    SqlValue::Integer(span.source.bucket_seconds()),
+                    SqlValue::Integer(span.from.seconds()),
+                    SqlValue::Integer(span.to.seconds()),
+                ];
+                let filter = scope.clause(&mut args, "subject", "subscription");
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT group_key, bucket, count, sum, min, max, latest_at, latest_seq, latest_value, weighted
+                     FROM rollups WHERE org = ? AND metric = ? AND width = ? AND bucket >= ? AND bucket < ?{filter}"
+                ))?;
+                let mut rows = stmt.query(params_from_iter(args.iter()))?;
+                while let Some(row) = rows.next()? {
+                    let group_key: String = row.get(0)?;
+                    let bucket = Timestamp::from_seconds(row.get(1)?);
+                    let state = state_from_row(row, 2, bucket)?;
+                    states
+                        .entry(group_key)
+                        .or_insert_with(|| AggState::new(from))
+                        .merge(&state)
+                        .map_err(overflow)?;
+                }
+            }
+        }
+    }
+    Ok(states
+        .into_iter()
+        .map(|(key, state)| GroupUsage {
+            dims: GroupKey::from_stored(key).values(),
+            aggregate: GroupAggregate::State(state),
+        })
+        .collect())
+}
+
+/// One event's dimension values, time, ingest sequence and value.
+pub(super) type EventValue = (BTreeMap<String, Option<String>>, Timestamp, i64, Decimal);
+
+/// Reads the values of each event of a metric in `scope` over `[from, to)`, in time order, per
+/// dimension group (for percentage charges priced event by event).
+pub(super) fn event_values(
+    conn: &Connection,
+    org: i64,
+    definition: &MetricDefinition,
+    scope: Scope<'_>,
+    span: (Timestamp, Timestamp),
+) -> StoreResult<Vec<EventValue>> {
+    let mut out = Vec::new();
+    raw_events(
+        conn,
+        org,
+        definition.event_type.as_str(),
+        span,
+        scope,
+        |seq, _, at, props| {
+            if let Ok(Some(reading)) = definition.read(props, at) {
+                out.push((
+                    reading.group.values(),
+                    at,
+                    seq,
+                    reading.value.unwrap_or(Decimal::ONE),
+                ));
+            }
+            Ok(())
+        },
+    )?;
+    out.sort_by_key(|(_, at, seq, _)| (*at, *seq));
+    Ok(out)
 }

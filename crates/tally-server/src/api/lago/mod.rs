@@ -3,6 +3,8 @@
 pub mod billable_metrics;
 pub mod customers;
 pub mod events;
+pub mod invoices;
 pub mod organizations;
 pub mod plans;
 pub mod subscriptions;
+pub mod usage;

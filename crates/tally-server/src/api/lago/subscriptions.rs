@@ -284,26 +284,11 @@ async fn subscription_json(
         })
         .filter(|end| *end <= now);
     let seconds = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339_seconds);
-    let mut object = json!({
-        "lago_id": s.id.0,
-        "external_id": s.external_id.as_str(),
-        "lago_customer_id": s.customer_id.0,
-        "external_customer_id": s.external_customer_id.as_str(),
-        "name": s.name,
-        "plan_code": s.plan_code.as_str(),
+    let mut object = subscription_summary(s);
+    let extra = json!({
         "plan_amount_cents": plan.terms.amount_cents,
         "plan_amount_currency": plan.terms.currency.code(),
-        "status": s.status.name(),
-        "billing_time": s.billing_time.name(),
-        "subscription_at": s.subscription_at.to_rfc3339_seconds(),
-        "started_at": s.started_at.map(Timestamp::to_rfc3339_millis),
         "trial_ended_at": seconds(trial_end),
-        "ending_at": seconds(s.ending_at),
-        "terminated_at": seconds(s.terminated_at),
-        "canceled_at": seconds(s.canceled_at),
-        "created_at": s.created_at.to_rfc3339_seconds(),
-        "previous_plan_code": s.previous_plan_code.as_ref().map(|c| c.as_str()),
-        "next_plan_code": s.next_plan_code.as_ref().map(|c| c.as_str()),
         "downgrade_plan_date": s.next_plan_at.map(|at| at.to_datetime().with_timezone(&tz).date_naive().to_string()),
         "current_billing_period_started_at": seconds(current.map(|p| p.from)),
         "current_billing_period_ending_at": seconds(current.map(|p| p.to_inclusive())),
@@ -314,8 +299,34 @@ async fn subscription_json(
         "cancellation_reason": null,
         "payment_method": null,
     });
+    if let (Some(map), Value::Object(extra)) = (object.as_object_mut(), extra) {
+        map.extend(extra);
+    }
     if include_plan && let Some(map) = object.as_object_mut() {
         map.insert("plan".into(), plan_json(plan));
     }
     Ok(object)
+}
+
+/// The fields of a subscription that need nothing but the subscription (invoices embed these).
+pub fn subscription_summary(s: &Subscription) -> Value {
+    let seconds = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339_seconds);
+    json!({
+        "lago_id": s.id.0,
+        "external_id": s.external_id.as_str(),
+        "lago_customer_id": s.customer_id.0,
+        "external_customer_id": s.external_customer_id.as_str(),
+        "name": s.name,
+        "plan_code": s.plan_code.as_str(),
+        "status": s.status.name(),
+        "billing_time": s.billing_time.name(),
+        "subscription_at": s.subscription_at.to_rfc3339_seconds(),
+        "started_at": s.started_at.map(Timestamp::to_rfc3339_millis),
+        "ending_at": seconds(s.ending_at),
+        "terminated_at": seconds(s.terminated_at),
+        "canceled_at": seconds(s.canceled_at),
+        "created_at": s.created_at.to_rfc3339_seconds(),
+        "previous_plan_code": s.previous_plan_code.as_ref().map(|c| c.as_str()),
+        "next_plan_code": s.next_plan_code.as_ref().map(|c| c.as_str()),
+    })
 }

@@ -1,0 +1,400 @@
+//! Lago invoices: `GET /invoices`, `GET|PUT /invoices/{lago_id}`, `PUT|POST /invoices/{lago_id}/finalize`,
+//! `PUT|POST /invoices/{lago_id}/refresh`, `POST /invoices/{lago_id}/void`. Invoices are made by the
+//! billing clock; a draft is recomputed until finalized, then frozen.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use chrono::Days;
+use serde_json::{Value, json};
+use tally_core::billing::FeeKind;
+use tally_core::error::Reason;
+use tally_core::id::InvoiceId;
+use tally_core::invoice::{InvoiceStatus, PaymentStatus};
+use tally_core::money::dec_string;
+use tally_core::page::PageMeta;
+use tally_core::time::Timestamp;
+use tally_store::{Invoice, InvoiceFilter, StoredFee};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::customers::{customer_json, meta_json};
+use super::subscriptions::subscription_summary;
+use crate::api::fields::{Fields, parse_body, root};
+use crate::api::query::QueryPairs;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The invoice routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_invoices, create_invoice))
+        .routes(routes!(get_invoice, update_invoice))
+        .routes(routes!(finalize_put, finalize_post))
+        .routes(routes!(refresh_put, refresh_post))
+        .routes(routes!(void_invoice))
+        .routes(routes!(download_invoice))
+}
+
+fn invoice_id(text: &str) -> Result<InvoiceId, ApiError> {
+    uuid::Uuid::parse_str(text)
+        .map(InvoiceId)
+        .map_err(|_| ApiError::NotFound("invoice"))
+}
+
+/// Lists invoices, newest first.
+#[utoipa::path(get, path = "/api/v1/invoices", tag = "invoices",
+    params(("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query), ("external_customer_id" = Option<String>, Query),
+        ("status" = Option<String>, Query), ("statuses[]" = Option<Vec<String>>, Query),
+        ("payment_status" = Option<String>, Query), ("payment_statuses[]" = Option<Vec<String>>, Query)),
+    responses((status = 200, description = "`{\"invoices\": […], \"meta\": {…}}` (without fees)")))]
+async fn list_invoices(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let query = QueryPairs::parse(raw.as_deref())?;
+    let page = query.page()?;
+    let mut statuses = query.all("statuses");
+    statuses.extend(query.get("status").map(str::to_owned));
+    let mut payments = query.all("payment_statuses");
+    payments.extend(query.get("payment_status").map(str::to_owned));
+    let filter = InvoiceFilter {
+        external_customer_id: query.get("external_customer_id").map(str::to_owned),
+        statuses: statuses
+            .iter()
+            .map(|s| {
+                InvoiceStatus::parse(s)
+                    .ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))
+            })
+            .collect::<Result<_, _>>()?,
+        payment_statuses: payments
+            .iter()
+            .map(|s| {
+                PaymentStatus::parse(s)
+                    .ok_or_else(|| ApiError::BadRequest(format!("unknown payment status {s:?}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let listed = state
+        .store
+        .list_invoices(principal.org, &filter, page)
+        .await?;
+    let invoices: Vec<Value> = listed
+        .items
+        .iter()
+        .map(|i| invoice_json(i, false))
+        .collect();
+    Ok(Json(
+        json!({"invoices": invoices, "meta": meta_json(PageMeta::new(page, listed.total))}),
+    ))
+}
+
+/// One-off invoices from add-ons are not built yet.
+#[utoipa::path(post, path = "/api/v1/invoices", tag = "invoices",
+    responses((status = 501, description = "one-off invoices are not built yet")))]
+async fn create_invoice(_principal: Principal) -> ApiError {
+    ApiError::NotImplemented("one-off invoices (add-ons) are not built yet; subscription invoices come from the billing clock".into())
+}
+
+/// Reads an invoice with its fees.
+#[utoipa::path(get, path = "/api/v1/invoices/{lago_id}", tag = "invoices",
+    params(("lago_id" = String, Path)),
+    responses((status = 200, description = "`{\"invoice\": {…, fees}}`"), (status = 404, description = "`invoice_not_found`")))]
+async fn get_invoice(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let invoice = state.store.invoice(principal.org, invoice_id(&id)?).await?;
+    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+}
+
+/// Sets an invoice's `payment_status` (pending, succeeded, failed).
+#[utoipa::path(put, path = "/api/v1/invoices/{lago_id}", tag = "invoices",
+    params(("lago_id" = String, Path)),
+    request_body(content = Object, description = "`{\"invoice\": {\"payment_status\": \"succeeded\"}}`"),
+    responses((status = 200, description = "`{\"invoice\": {…}}`"), (status = 422, description = "unknown payment status")))]
+async fn update_invoice(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = invoice_id(&id)?;
+    let value = parse_body(&body)?;
+    let mut fields = Fields::new(root(&value, "invoice")?);
+    let status = match fields.string("payment_status").value() {
+        Some(name) => PaymentStatus::parse(&name).or_else(|| {
+            fields.fail("payment_status", Reason::ValueIsInvalid);
+            None
+        }),
+        None => None,
+    };
+    let status = fields.finish(status)?;
+    let invoice = match status {
+        Some(status) => {
+            state
+                .store
+                .set_invoice_payment_status(principal.org, id, status)
+                .await?
+        }
+        None => state.store.invoice(principal.org, id).await?,
+    };
+    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+}
+
+async fn finalize(
+    state: AppState,
+    principal: Principal,
+    id: String,
+) -> Result<Json<Value>, ApiError> {
+    let invoice = state
+        .store
+        .finalize_invoice(principal.org, invoice_id(&id)?, state.clock.now())
+        .await?;
+    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+}
+
+/// Finalizes a draft now: recomputed, then frozen and numbered.
+#[utoipa::path(put, path = "/api/v1/invoices/{lago_id}/finalize", tag = "invoices",
+    params(("lago_id" = String, Path)),
+    responses((status = 200, description = "`{\"invoice\": {…}}`"), (status = 405, description = "`invoice_not_draft`")))]
+async fn finalize_put(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    finalize(state, principal, id).await
+}
+
+/// Finalizes a draft now (the same as `PUT`).
+#[utoipa::path(post, path = "/api/v1/invoices/{lago_id}/finalize", tag = "invoices",
+    params(("lago_id" = String, Path)),
+    responses((status = 200, description = "`{\"invoice\": {…}}`"), (status = 405, description = "`invoice_not_draft`")))]
+async fn finalize_post(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    finalize(state, principal, id).await
+}
+
+async fn refresh(
+    state: AppState,
+    principal: Principal,
+    id: String,
+) -> Result<Json<Value>, ApiError> {
+    let invoice = state
+        .store
+        .refresh_invoice(principal.org, invoice_id(&id)?)
+        .await?;
+    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+}
+
+/// Recomputes a draft from current usage.
+#[utoipa::path(put, path = "/api/v1/invoices/{lago_id}/refresh", tag = "invoices",
+    params(("lago_id" = String, Path)),
+    responses((status = 200, description = "`{\"invoice\": {…}}`"), (status = 405, description = "`invoice_not_draft`")))]
+async fn refresh_put(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    refresh(state, principal, id).await
+}
+
+/// Recomputes a draft from current usage (the same as `PUT`).
+#[utoipa::path(post, path = "/api/v1/invoices/{lago_id}/refresh", tag = "invoices",
+    params(("lago_id" = String, Path)),
+    responses((status = 200, description = "`{\"invoice\": {…}}`"), (status = 405, description = "`invoice_not_draft`")))]
+async fn refresh_post(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    refresh(state, principal, id).await
+}
+
+/// Voids a finalized invoice; it keeps its number.
+#[utoipa::path(post, path = "/api/v1/invoices/{lago_id}/void", tag = "invoices",
+    params(("lago_id" = String, Path)),
+    responses((status = 200, description = "`{\"invoice\": {…}}` with status voided"), (status = 405, description = "`not_voidable`")))]
+async fn void_invoice(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let invoice = state
+        .store
+        .void_invoice(principal.org, invoice_id(&id)?, state.clock.now())
+        .await?;
+    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+}
+
+/// Invoice PDFs are not built yet.
+#[utoipa::path(post, path = "/api/v1/invoices/{lago_id}/download", tag = "invoices",
+    params(("lago_id" = String, Path)),
+    responses((status = 501, description = "PDF rendering is not built yet")))]
+async fn download_invoice(_principal: Principal, Path(_id): Path<String>) -> ApiError {
+    ApiError::NotImplemented(
+        "invoice PDFs are not built yet; GET /api/v1/invoices/{lago_id} has every line".into(),
+    )
+}
+
+fn date_time(at: Timestamp) -> String {
+    at.to_rfc3339_seconds()
+}
+
+/// Renders a fee in Lago's shape.
+pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
+    let f = &stored.fee;
+    let currency = invoice.currency.code();
+    let subscription = invoice.subscription.as_ref();
+    let (item_type, lago_item_id) = match f.kind {
+        FeeKind::Subscription => ("Subscription", subscription.map(|s| json!(s.id.0))),
+        FeeKind::Charge | FeeKind::Commitment => {
+            ("BillableMetric", f.charge_id.map(|c| json!(c.0)))
+        }
+    };
+    json!({
+        "lago_id": stored.id.0,
+        "lago_charge_id": f.charge_id.map(|c| c.0),
+        "lago_charge_filter_id": f.filter_id.map(|c| c.0),
+        "lago_fixed_charge_id": null,
+        "lago_invoice_id": invoice.id.0,
+        "lago_true_up_fee_id": null,
+        "lago_true_up_parent_fee_id": null,
+        "lago_subscription_id": subscription.map(|s| s.id.0),
+        "external_subscription_id": subscription.map(|s| s.external_id.as_str()),
+        "lago_customer_id": invoice.customer.id.0,
+        "external_customer_id": invoice.customer.external_id.as_str(),
+        "item": {
+            "type": f.kind.name(),
+            "code": stored.item_code,
+            "name": stored.item_name,
+            "description": null,
+            "invoice_display_name": stored.invoice_display_name.clone().unwrap_or_else(|| stored.item_name.clone()),
+            "filter_invoice_display_name": stored.filter_name,
+            "filters": stored.filter_values,
+            "lago_item_id": lago_item_id,
+            "item_type": item_type,
+            "grouped_by": {},
+        },
+        "pay_in_advance": stored.pay_in_advance,
+        "invoiceable": true,
+        "amount_cents": f.amount_cents,
+        "amount_currency": currency,
+        "precise_amount": dec_string(f.precise_amount),
+        "precise_total_amount": dec_string(f.precise_amount),
+        "taxes_amount_cents": 0,
+        "taxes_precise_amount": "0",
+        "taxes_rate": 0,
+        "total_amount_cents": f.amount_cents,
+        "total_amount_currency": currency,
+        "units": dec_string(f.units),
+        "total_aggregated_units": dec_string(f.total_aggregated_units),
+        "precise_unit_amount": dec_string(f.precise_unit_amount()),
+        "events_count": f.events_count,
+        "description": null,
+        "precise_coupons_amount_cents": "0",
+        "sub_total_excluding_taxes_amount_cents": f.amount_cents,
+        "sub_total_excluding_taxes_precise_amount_cents": dec_string(f.precise_amount * rust_decimal::Decimal::from(10_i64.pow(invoice.currency.exponent()))),
+        "payment_status": invoice.payment_status.name(),
+        "created_at": date_time(stored.created_at),
+        "succeeded_at": null,
+        "failed_at": null,
+        "refunded_at": null,
+        "from_date": date_time(f.period.from),
+        "to_date": date_time(f.period.to_inclusive()),
+        "event_transaction_id": null,
+        "amount_details": f.details,
+        "self_billed": false,
+        "pricing_unit_details": null,
+        "presentation_breakdowns": [],
+        "applied_taxes": [],
+    })
+}
+
+/// Renders an invoice in Lago's shape; `with_fees` adds its lines (single-invoice answers).
+pub fn invoice_json(invoice: &Invoice, with_fees: bool) -> Value {
+    let t = &invoice.totals;
+    let run = &invoice.run;
+    let charges = run.charges.unwrap_or(run.subscription_period);
+    let due = invoice
+        .issuing_date
+        .checked_add_days(Days::new(
+            u64::try_from(invoice.net_payment_term).unwrap_or(0),
+        ))
+        .unwrap_or(invoice.issuing_date);
+    let number = invoice.number.clone().unwrap_or_else(|| "DRAFT".to_owned());
+    let billing_periods: Vec<Value> = invoice
+        .subscription
+        .iter()
+        .map(|s| {
+            json!({
+                "lago_subscription_id": s.id.0,
+                "external_subscription_id": s.external_id.as_str(),
+                "lago_plan_id": s.plan_id.0,
+                "subscription_from_datetime": date_time(run.subscription_period.from),
+                "subscription_to_datetime": date_time(run.subscription_period.to_inclusive()),
+                "charges_from_datetime": date_time(charges.from),
+                "charges_to_datetime": date_time(charges.to_inclusive()),
+                "invoicing_reason": run.reason.name(),
+            })
+        })
+        .collect();
+    let mut object = json!({
+        "lago_id": invoice.id.0,
+        "sequential_id": invoice.sequential_id,
+        "number": number,
+        "billing_entity_code": null,
+        "issuing_date": invoice.issuing_date.to_string(),
+        "payment_due_date": due.to_string(),
+        "net_payment_term": invoice.net_payment_term,
+        "invoice_type": invoice.invoice_type,
+        "status": invoice.status.name(),
+        "payment_status": invoice.payment_status.name(),
+        "payment_overdue": false,
+        "payment_dispute_lost_at": null,
+        "currency": invoice.currency.code(),
+        "fees_amount_cents": t.fees_amount_cents,
+        "coupons_amount_cents": t.coupons_amount_cents,
+        "credit_notes_amount_cents": t.credit_notes_amount_cents,
+        "sub_total_excluding_taxes_amount_cents": t.sub_total_excluding_taxes_amount_cents,
+        "taxes_amount_cents": t.taxes_amount_cents,
+        "sub_total_including_taxes_amount_cents": t.sub_total_including_taxes_amount_cents,
+        "prepaid_credit_amount_cents": t.prepaid_credit_amount_cents,
+        "prepaid_granted_credit_amount_cents": 0,
+        "prepaid_purchased_credit_amount_cents": 0,
+        "progressive_billing_credit_amount_cents": 0,
+        "total_amount_cents": t.total_amount_cents,
+        "total_due_amount_cents": if invoice.payment_status == PaymentStatus::Succeeded || invoice.status == InvoiceStatus::Voided { 0 } else { t.total_amount_cents },
+        "total_paid_amount_cents": if invoice.payment_status == PaymentStatus::Succeeded { t.total_amount_cents } else { 0 },
+        "total_offsetted_credit_note_amount_cents": 0,
+        "file_url": null,
+        "xml_url": null,
+        "web_url": null,
+        "version_number": 4,
+        "self_billed": false,
+        "purchase_order_number": null,
+        "voided_at": invoice.voided_at.map(date_time),
+        "finalized_at": invoice.finalized_at.map(date_time),
+        "created_at": date_time(invoice.created_at),
+        "updated_at": date_time(invoice.updated_at),
+        "customer": customer_json(&invoice.customer, invoice.timezone),
+        "subscriptions": invoice.subscription.iter().map(subscription_summary).collect::<Vec<_>>(),
+        "billing_periods": billing_periods,
+        "credits": [],
+        "metadata": [],
+        "applied_taxes": [],
+        "applied_usage_thresholds": [],
+        "error_details": [],
+    });
+    if with_fees && let Some(map) = object.as_object_mut() {
+        let fees: Vec<Value> = invoice.fees.iter().map(|f| fee_json(invoice, f)).collect();
+        map.insert("fees".into(), Value::Array(fees));
+    }
+    object
+}

@@ -1,0 +1,995 @@
+//! The billing clock's work: subscriptions start and end on time, every (subscription, boundary) is
+//! invoiced exactly once — the `billing_runs` primary key decides, in the same transaction as the
+//! invoice — drafts are recomputed until their grace period ends, then finalized and numbered without
+//! gaps.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tally_core::billing::{
+    BucketUsage, Fee, FeeKind, InvoiceTotals, Life, Run, RunReason, SubscriptionCharge,
+    charge_buckets, charge_fees, due_runs, subscription_fee,
+};
+use tally_core::currency::Currency;
+use tally_core::customer::Customer;
+use tally_core::id::{ChargeFilterId, ChargeId, FeeId, InvoiceId};
+use tally_core::invoice::{InvoiceStatus, PaymentStatus, invoice_number, number_prefix};
+use tally_core::page::Page;
+use tally_core::period::{Period, Schedule, proration};
+use tally_core::plan::{Charge, Plan};
+use tally_core::subscription::{Subscription, SubscriptionStatus};
+use tally_core::time::Timestamp;
+
+use super::listing::Filtered;
+use super::now;
+use super::orgs::parse_uuid;
+use super::usage::{self, Scope};
+use super::{billable_metrics, customers, plans, subscriptions};
+use crate::error::{StoreError, StoreResult};
+use crate::types::{
+    ChargeUsageLine, CurrentUsage, Invoice, InvoiceFilter, Listed, Metric, StoredFee,
+};
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// Starts pending subscriptions whose time has come (ending the one a downgrade replaces) and ends
+/// subscriptions whose `ending_at` has passed, in time order.
+pub(super) fn apply_lifecycle(conn: &Connection, now_at: Timestamp) -> StoreResult<()> {
+    let pending: Vec<(i64, i64, Option<i64>)> = {
+        let mut stmt = conn.prepare(
+            "SELECT seq, subscription_at, previous FROM subscriptions
+             WHERE status = 'pending' AND subscription_at <= ?1 ORDER BY subscription_at, seq",
+        )?;
+        stmt.query_map([now_at.micros()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?
+    };
+    let stamp = now().micros();
+    for (seq, start, previous) in pending {
+        if let Some(previous) = previous {
+            conn.execute(
+                "UPDATE subscriptions SET status = 'terminated', terminated_at = ?2, updated_at = ?3
+                 WHERE seq = ?1 AND status = 'active'",
+                params![previous, start, stamp],
+            )?;
+        }
+        conn.execute(
+            "UPDATE subscriptions SET status = 'active', started_at = ?2, updated_at = ?3 WHERE seq = ?1",
+            params![seq, start, stamp],
+        )?;
+    }
+    conn.execute(
+        "UPDATE subscriptions SET status = 'terminated', terminated_at = ending_at, updated_at = ?2
+         WHERE status = 'active' AND ending_at IS NOT NULL AND ending_at <= ?1",
+        params![now_at.micros(), stamp],
+    )?;
+    Ok(())
+}
+
+/// Subscriptions that may owe a run: active ones, and terminated ones not billed up to their end.
+pub(super) fn candidates(conn: &Connection) -> StoreResult<Vec<i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT s.seq FROM subscriptions s
+         WHERE s.status = 'active'
+            OR (s.status = 'terminated' AND s.started_at IS NOT NULL
+                AND s.terminated_at > COALESCE((SELECT MAX(boundary) FROM billing_runs r WHERE r.subscription = s.seq), -1))
+         ORDER BY s.seq",
+    )?;
+    let seqs = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(seqs)
+}
+
+/// What pricing a subscription needs.
+struct Billed {
+    org: i64,
+    subscription: Subscription,
+    plan: Plan,
+    customer: Customer,
+    tz: Tz,
+    /// Whether events naming only the customer belong to this subscription.
+    takes_customer_events: bool,
+}
+
+impl Billed {
+    fn load(conn: &Connection, seq: i64) -> StoreResult<Billed> {
+        let org: i64 = conn.query_row(
+            "SELECT org FROM subscriptions WHERE seq = ?1",
+            [seq],
+            |row| row.get(0),
+        )?;
+        let subscription = subscriptions::by_seq(conn, seq)?;
+        let plan = plans::by_id(conn, org, subscription.plan_id)?;
+        let customer = customers::by_id(conn, org, subscription.customer_id)?;
+        let tz = subscriptions::billing_zone(conn, org, &customer.profile)?;
+        let external_ids: i64 = conn.query_row(
+            "SELECT COUNT(DISTINCT external_id) FROM subscriptions
+             WHERE customer = ?1 AND status IN ('active', 'terminated')",
+            [subscription.customer_id.0.to_string()],
+            |row| row.get(0),
+        )?;
+        Ok(Billed {
+            org,
+            subscription,
+            plan,
+            customer,
+            tz,
+            takes_customer_events: external_ids <= 1,
+        })
+    }
+
+    fn schedule(&self) -> Option<Schedule> {
+        Some(Schedule {
+            interval: self.plan.terms.interval,
+            billing_time: self.subscription.billing_time,
+            anchor: self.subscription.started_at?,
+            tz: self.tz,
+        })
+    }
+
+    fn life(&self) -> Option<Life> {
+        let started_at = self.subscription.started_at?;
+        let trial = i64::from(self.plan.terms.trial_period_days);
+        Some(Life {
+            started_at,
+            terminated_at: self.subscription.terminated_at,
+            pay_in_advance: self.plan.terms.pay_in_advance,
+            trial_end: (trial > 0)
+                .then(|| Timestamp::from_micros(started_at.micros() + trial * DAY_MICROS)),
+            bill_charges_monthly: self.plan.terms.bill_charges_monthly,
+        })
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope::Subscription {
+            external_id: self.subscription.external_id.as_str(),
+            customer: self
+                .takes_customer_events
+                .then_some(self.customer.external_id.as_str()),
+        }
+    }
+
+    fn local_date(&self, at: Timestamp) -> NaiveDate {
+        at.to_datetime().with_timezone(&self.tz).date_naive()
+    }
+}
+
+fn overflow(error: tally_core::aggregation::Overflow) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+/// Prices one charge over `span` (within the charges period `whole`) for a subscription.
+fn price_charge(
+    conn: &Connection,
+    billed: &Billed,
+    charge: &Charge,
+    span: Period,
+    whole: Period,
+) -> StoreResult<Vec<StoredFee>> {
+    let Some((metric_seq, metric)) =
+        billable_metrics::by_id_with_seq(conn, billed.org, charge.metric_id.0)?
+    else {
+        return Ok(Vec::new());
+    };
+    let definition = &metric.definition;
+    let started = billed.subscription.started_at.unwrap_or(span.from);
+    let recurring_from = if definition.recurring {
+        started.min(span.from)
+    } else {
+        span.from
+    };
+    let mut initial = Decimal::ZERO;
+    let groups = if definition.recurring
+        && definition.aggregation == tally_core::metric::AggregationType::WeightedSum
+    {
+        for group in usage::groups(
+            conn,
+            billed.org,
+            metric_seq,
+            definition,
+            billed.scope(),
+            (started, span.from),
+        )? {
+            if let tally_core::billing::GroupAggregate::State(state) = group.aggregate {
+                initial += state.sum;
+            }
+        }
+        usage::groups(
+            conn,
+            billed.org,
+            metric_seq,
+            definition,
+            billed.scope(),
+            (span.from, span.to),
+        )?
+    } else {
+        usage::groups(
+            conn,
+            billed.org,
+            metric_seq,
+            definition,
+            billed.scope(),
+            (recurring_from, span.to),
+        )?
+    };
+    let buckets = charge_buckets(charge, definition, &groups, (span.from, span.to), initial)
+        .map_err(overflow)?;
+    let values = if charge.terms.model.needs_event_values()
+        || charge
+            .filters
+            .iter()
+            .any(|(_, f)| f.model.needs_event_values())
+    {
+        bucket_event_values(conn, billed, charge, definition, &buckets, span)?
+    } else {
+        vec![None; buckets.len()]
+    };
+    let coverage = proration(span, whole);
+    let fees = charge_fees(
+        charge,
+        &buckets,
+        &values,
+        billed.plan.terms.currency,
+        span,
+        coverage,
+    );
+    Ok(fees
+        .into_iter()
+        .filter(|fee| fee.amount_cents != 0 || !fee.units.is_zero() || fee.events_count > 0)
+        .map(|fee| label_charge_fee(charge, &metric, fee))
+        .collect())
+}
+
+fn bucket_event_values(
+    conn: &Connection,
+    billed: &Billed,
+    charge: &Charge,
+    definition: &tally_core::metric::MetricDefinition,
+    buckets: &[BucketUsage],
+    span: Period,
+) -> StoreResult<Vec<Option<Vec<Decimal>>>> {
+    let events = usage::event_values(
+        conn,
+        billed.org,
+        definition,
+        billed.scope(),
+        (span.from, span.to),
+    )?;
+    let mut per_bucket: BTreeMap<Option<ChargeFilterId>, Vec<Decimal>> = BTreeMap::new();
+    for (dims, _, _, value) in events {
+        per_bucket
+            .entry(tally_core::billing::usage::filter_for(charge, &dims))
+            .or_default()
+            .push(value);
+    }
+    Ok(buckets
+        .iter()
+        .map(|b| Some(per_bucket.remove(&b.filter).unwrap_or_default()))
+        .collect())
+}
+
+fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
+    let filter = fee
+        .filter_id
+        .and_then(|id| charge.filters.iter().find(|(f, _)| *f == id))
+        .map(|(_, f)| f);
+    StoredFee {
+        id: FeeId::generate(),
+        item_code: metric.definition.code.to_string(),
+        item_name: metric.definition.name.clone(),
+        invoice_display_name: charge.terms.invoice_display_name.clone(),
+        filter_name: filter.and_then(|f| f.invoice_display_name.clone()),
+        filter_values: filter.map(|f| json!(f.values)),
+        pay_in_advance: charge.terms.pay_in_advance,
+        created_at: now(),
+        fee,
+    }
+}
+
+fn subscription_line(
+    billed: &Billed,
+    part: SubscriptionCharge,
+    in_advance: bool,
+) -> Option<StoredFee> {
+    (billed.plan.terms.amount_cents > 0).then(|| StoredFee {
+        id: FeeId::generate(),
+        item_code: billed.plan.terms.code.to_string(),
+        item_name: billed.plan.terms.name.clone(),
+        invoice_display_name: billed.plan.terms.invoice_display_name.clone(),
+        filter_name: None,
+        filter_values: None,
+        pay_in_advance: in_advance,
+        created_at: now(),
+        fee: subscription_fee(&billed.plan.terms, part.share, part.period),
+    })
+}
+
+/// Computes every fee of a run from current data.
+fn run_fees(conn: &Connection, billed: &Billed, run: &Run) -> StoreResult<Vec<StoredFee>> {
+    let mut fees = Vec::new();
+    if let Some(part) = run.arrears {
+        fees.extend(subscription_line(billed, part, false));
+    }
+    if let Some(whole) = run.charges {
+        let started = billed.subscription.started_at.unwrap_or(whole.from);
+        let span = Period {
+            from: whole.from.max(started),
+            to: billed
+                .subscription
+                .terminated_at
+                .map_or(whole.to, |t| whole.to.min(t)),
+        };
+        if span.from < span.to {
+            for charge in billed
+                .plan
+                .charges
+                .iter()
+                .filter(|c| !c.terms.pay_in_advance)
+            {
+                fees.extend(price_charge(conn, billed, charge, span, whole)?);
+            }
+        }
+    }
+    if let Some(part) = run.advance {
+        fees.extend(subscription_line(billed, part, true));
+    }
+    Ok(fees)
+}
+
+fn run_json(run: &Run) -> String {
+    let part = |p: &Option<SubscriptionCharge>| {
+        p.map(|p| json!({"from": p.period.from.micros(), "to": p.period.to.micros(), "share": p.share.to_string()}))
+    };
+    let period = |p: Period| json!({"from": p.from.micros(), "to": p.to.micros()});
+    json!({
+        "boundary": run.boundary.micros(),
+        "reason": run.reason.name(),
+        "arrears": part(&run.arrears),
+        "advance": part(&run.advance),
+        "charges": run.charges.map(period),
+        "subscription_period": period(run.subscription_period),
+    })
+    .to_string()
+}
+
+fn run_from_json(text: &str) -> Option<Run> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    let period = |v: &Value| -> Option<Period> {
+        Some(Period {
+            from: Timestamp::from_micros(v.get("from")?.as_i64()?),
+            to: Timestamp::from_micros(v.get("to")?.as_i64()?),
+        })
+    };
+    let part = |v: &Value| -> Option<SubscriptionCharge> {
+        Some(SubscriptionCharge {
+            period: period(v)?,
+            share: v.get("share")?.as_str()?.parse().ok()?,
+        })
+    };
+    Some(Run {
+        boundary: Timestamp::from_micros(value.get("boundary")?.as_i64()?),
+        reason: RunReason::parse(value.get("reason")?.as_str()?)?,
+        arrears: value.get("arrears").and_then(part),
+        advance: value.get("advance").and_then(part),
+        charges: value.get("charges").and_then(period),
+        subscription_period: period(value.get("subscription_period")?)?,
+    })
+}
+
+fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResult<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO fees (id, invoice, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values,
+            units, total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to,
+            details, pay_in_advance, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?;
+    for stored in fees {
+        let f = &stored.fee;
+        let display =
+            json!({"invoice_display_name": stored.invoice_display_name, "details": f.details});
+        insert.execute(params![
+            stored.id.0.to_string(),
+            invoice,
+            f.kind.name(),
+            f.charge_id.map(|c| c.0.to_string()),
+            f.filter_id.map(|c| c.0.to_string()),
+            stored.item_code,
+            stored.item_name,
+            stored.filter_name,
+            stored.filter_values.as_ref().map(Value::to_string),
+            f.units.to_string(),
+            f.total_aggregated_units.to_string(),
+            i64::try_from(f.events_count).unwrap_or(i64::MAX),
+            f.precise_amount.to_string(),
+            f.amount_cents,
+            f.period.from.micros(),
+            f.period.to.micros(),
+            display.to_string(),
+            stored.pay_in_advance,
+            stored.created_at.micros(),
+        ])?;
+    }
+    Ok(())
+}
+
+fn totals_of(fees: &[StoredFee]) -> InvoiceTotals {
+    let lines: Vec<Fee> = fees.iter().map(|f| f.fee.clone()).collect();
+    InvoiceTotals::of(&lines)
+}
+
+/// Bills every run a subscription owes up to `now`; returns the invoices created.
+pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResult<Vec<InvoiceId>> {
+    let billed = Billed::load(conn, seq)?;
+    let (Some(schedule), Some(life)) = (billed.schedule(), billed.life()) else {
+        return Ok(Vec::new());
+    };
+    let last: Option<i64> = conn.query_row(
+        "SELECT MAX(boundary) FROM billing_runs WHERE subscription = ?1",
+        [seq],
+        |row| row.get(0),
+    )?;
+    let mut created = Vec::new();
+    for run in due_runs(&schedule, &life, last.map(Timestamp::from_micros), now_at) {
+        // The primary key makes the run exactly once; a run already there is skipped, not redone.
+        let claimed = conn.execute(
+            "INSERT OR IGNORE INTO billing_runs (subscription, boundary, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![seq, run.boundary.micros(), run.reason.name(), now().micros()],
+        )?;
+        if claimed == 0 {
+            continue;
+        }
+        let fees = run_fees(conn, &billed, &run)?;
+        let totals = totals_of(&fees);
+        let grace_days = billed
+            .customer
+            .profile
+            .invoice_grace_period
+            .unwrap_or(0)
+            .max(0);
+        let id = InvoiceId::generate();
+        let stamp = now().micros();
+        conn.execute(
+            "INSERT INTO invoices (id, org, customer, subscription, invoice_type, status, payment_status, currency,
+                issuing_date, net_payment_term, fees_amount_cents, total_amount_cents, run, grace_until,
+                created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'subscription', 'draft', 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+            params![
+                id.0.to_string(),
+                billed.org,
+                billed.customer.id.0.to_string(),
+                seq,
+                billed.plan.terms.currency.code(),
+                billed.local_date(run.boundary).to_string(),
+                billed.customer.profile.net_payment_term.unwrap_or(0),
+                totals.fees_amount_cents,
+                totals.total_amount_cents,
+                run_json(&run),
+                run.boundary.micros() + grace_days * DAY_MICROS,
+                stamp
+            ],
+        )?;
+        let invoice = conn.last_insert_rowid();
+        write_fees(conn, invoice, &fees)?;
+        conn.execute(
+            "UPDATE billing_runs SET invoice = ?3 WHERE subscription = ?1 AND boundary = ?2",
+            params![seq, run.boundary.micros(), invoice],
+        )?;
+        if grace_days == 0 {
+            number(conn, invoice, now_at)?;
+        }
+        created.push(id);
+    }
+    Ok(created)
+}
+
+/// Finalizes an invoice: gives it the customer's next number (numbers are given only here, in the
+/// same transaction, so they have no gaps).
+fn number(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
+    let (org, customer): (i64, String) = conn.query_row(
+        "SELECT org, customer FROM invoices WHERE seq = ?1",
+        [invoice],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let (org_name, org_id): (String, String) = conn.query_row(
+        "SELECT name, id FROM organizations WHERE seq = ?1",
+        [org],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let customer_sequence: i64 = conn.query_row(
+        "SELECT sequential_id FROM customers WHERE id = ?1",
+        [&customer],
+        |row| row.get(0),
+    )?;
+    let next: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(customer_number), 0) + 1 FROM invoices WHERE customer = ?1",
+        [&customer],
+        |row| row.get(0),
+    )?;
+    let prefix = number_prefix(&org_name, parse_uuid(&org_id)?);
+    conn.execute(
+        "UPDATE invoices SET status = 'finalized', number = ?2, customer_number = ?3, finalized_at = ?4, updated_at = ?5,
+            grace_until = NULL, needs_refresh = 0
+         WHERE seq = ?1",
+        params![invoice, invoice_number(&prefix, customer_sequence, next), next, at.micros(), now().micros()],
+    )?;
+    Ok(())
+}
+
+/// Recomputes a draft's fees from current data.
+fn recompute(conn: &Connection, invoice: i64) -> StoreResult<()> {
+    let (subscription, run): (Option<i64>, String) = conn.query_row(
+        "SELECT subscription, run FROM invoices WHERE seq = ?1",
+        [invoice],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let (Some(subscription), Some(run)) = (subscription, run_from_json(&run)) else {
+        return Ok(());
+    };
+    let billed = Billed::load(conn, subscription)?;
+    let fees = run_fees(conn, &billed, &run)?;
+    let totals = totals_of(&fees);
+    conn.execute("DELETE FROM fees WHERE invoice = ?1", [invoice])?;
+    write_fees(conn, invoice, &fees)?;
+    conn.execute(
+        "UPDATE invoices SET fees_amount_cents = ?2, total_amount_cents = ?3, needs_refresh = 0, updated_at = ?4 WHERE seq = ?1",
+        params![invoice, totals.fees_amount_cents, totals.total_amount_cents, now().micros()],
+    )?;
+    Ok(())
+}
+
+/// Finalizes every draft whose grace period has ended, with fees recomputed first.
+pub(super) fn finalize_due(conn: &Connection, now_at: Timestamp) -> StoreResult<Vec<InvoiceId>> {
+    let due: Vec<(i64, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT seq, id FROM invoices WHERE status = 'draft' AND grace_until <= ?1 ORDER BY grace_until, seq",
+        )?;
+        stmt.query_map([now_at.micros()], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut done = Vec::with_capacity(due.len());
+    for (seq, id) in due {
+        recompute(conn, seq)?;
+        number(conn, seq, now_at)?;
+        done.push(InvoiceId(parse_uuid(&id)?));
+    }
+    Ok(done)
+}
+
+fn seq_of(conn: &Connection, org: i64, id: InvoiceId) -> StoreResult<(i64, InvoiceStatus)> {
+    let found: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, status FROM invoices WHERE org = ?1 AND id = ?2",
+            params![org, id.0.to_string()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let (seq, status) = found.ok_or(StoreError::NotFound("invoice"))?;
+    Ok((
+        seq,
+        InvoiceStatus::parse(&status).unwrap_or(InvoiceStatus::Draft),
+    ))
+}
+
+fn not_allowed(code: &'static str) -> StoreError {
+    StoreError::NotAllowed(code)
+}
+
+/// Refreshes a draft from current usage.
+pub(super) fn refresh(conn: &Connection, org: i64, id: InvoiceId) -> StoreResult<Invoice> {
+    let (seq, status) = seq_of(conn, org, id)?;
+    if status != InvoiceStatus::Draft {
+        return Err(not_allowed("invoice_not_draft"));
+    }
+    recompute(conn, seq)?;
+    get(conn, org, id)
+}
+
+/// Finalizes a draft now.
+pub(super) fn finalize(
+    conn: &Connection,
+    org: i64,
+    id: InvoiceId,
+    now_at: Timestamp,
+) -> StoreResult<Invoice> {
+    let (seq, status) = seq_of(conn, org, id)?;
+    if status != InvoiceStatus::Draft {
+        return Err(not_allowed("invoice_not_draft"));
+    }
+    recompute(conn, seq)?;
+    number(conn, seq, now_at)?;
+    get(conn, org, id)
+}
+
+/// Voids a finalized invoice; it keeps its number.
+pub(super) fn void(
+    conn: &Connection,
+    org: i64,
+    id: InvoiceId,
+    now_at: Timestamp,
+) -> StoreResult<Invoice> {
+    let (seq, status) = seq_of(conn, org, id)?;
+    if status != InvoiceStatus::Finalized {
+        return Err(not_allowed("not_voidable"));
+    }
+    conn.execute(
+        "UPDATE invoices SET status = 'voided', voided_at = ?2, updated_at = ?3 WHERE seq = ?1",
+        params![seq, now_at.micros(), now().micros()],
+    )?;
+    get(conn, org, id)
+}
+
+/// Records whether an invoice was paid.
+pub(super) fn set_payment_status(
+    conn: &Connection,
+    org: i64,
+    id: InvoiceId,
+    status: PaymentStatus,
+) -> StoreResult<Invoice> {
+    let (seq, _) = seq_of(conn, org, id)?;
+    conn.execute(
+        "UPDATE invoices SET payment_status = ?2, updated_at = ?3 WHERE seq = ?1",
+        params![seq, status.name(), now().micros()],
+    )?;
+    get(conn, org, id)
+}
+
+const COLUMNS: &str = "seq, id, org, customer, subscription, invoice_type, status, payment_status, currency, number,
+    customer_number, issuing_date, net_payment_term, fees_amount_cents, coupons_amount_cents, taxes_amount_cents,
+    credit_notes_amount_cents, prepaid_credit_amount_cents, total_amount_cents, run, grace_until, created_at,
+    updated_at, finalized_at, voided_at";
+
+fn corrupt(index: usize, message: impl Into<String>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        rusqlite::types::Type::Text,
+        message.into().into(),
+    )
+}
+
+/// An invoice row before its customer, subscription and fees are attached.
+struct InvoiceRow {
+    seq: i64,
+    org: i64,
+    customer: String,
+    subscription: Option<i64>,
+    id: InvoiceId,
+    number: Option<String>,
+    sequential_id: Option<i64>,
+    invoice_type: String,
+    status: InvoiceStatus,
+    payment_status: PaymentStatus,
+    currency: Currency,
+    issuing_date: NaiveDate,
+    net_payment_term: i64,
+    totals: InvoiceTotals,
+    run: Run,
+    grace_until: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    finalized_at: Option<Timestamp>,
+    voided_at: Option<Timestamp>,
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
+    let text = |i: usize| -> rusqlite::Result<String> { row.get(i) };
+    let time = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(row.get::<_, Option<i64>>(i)?.map(Timestamp::from_micros))
+    };
+    let status = text(6)?;
+    let payment = text(7)?;
+    let currency = text(8)?;
+    let issuing = text(11)?;
+    let fees_amount_cents: i64 = row.get(13)?;
+    let coupons: i64 = row.get(14)?;
+    let taxes: i64 = row.get(15)?;
+    let run = text(19)?;
+    Ok(InvoiceRow {
+        seq: row.get(0)?,
+        id: InvoiceId(parse_uuid(&text(1)?)?),
+        org: row.get(2)?,
+        customer: text(3)?,
+        subscription: row.get(4)?,
+        invoice_type: text(5)?,
+        status: InvoiceStatus::parse(&status).ok_or_else(|| corrupt(6, status.clone()))?,
+        payment_status: PaymentStatus::parse(&payment)
+            .ok_or_else(|| corrupt(7, payment.clone()))?,
+        currency: Currency::parse(&currency).ok_or_else(|| corrupt(8, currency.clone()))?,
+        number: row.get(9)?,
+        sequential_id: row.get(10)?,
+        issuing_date: issuing.parse().map_err(|_| corrupt(11, issuing.clone()))?,
+        net_payment_term: row.get(12)?,
+        totals: InvoiceTotals {
+            fees_amount_cents,
+            coupons_amount_cents: coupons,
+            sub_total_excluding_taxes_amount_cents: fees_amount_cents - coupons,
+            taxes_amount_cents: taxes,
+            sub_total_including_taxes_amount_cents: fees_amount_cents - coupons + taxes,
+            credit_notes_amount_cents: row.get(16)?,
+            prepaid_credit_amount_cents: row.get(17)?,
+            total_amount_cents: row.get(18)?,
+        },
+        run: run_from_json(&run).ok_or_else(|| corrupt(19, "run"))?,
+        grace_until: time(20)?,
+        created_at: Timestamp::from_micros(row.get(21)?),
+        updated_at: Timestamp::from_micros(row.get(22)?),
+        finalized_at: time(23)?,
+        voided_at: time(24)?,
+    })
+}
+
+fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values, units,
+            total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to, details,
+            pay_in_advance, created_at
+         FROM fees WHERE invoice = ?1 ORDER BY seq",
+    )?;
+    let fees = stmt
+        .query_map([invoice], |row| {
+            let decimal = |i: usize| -> rusqlite::Result<Decimal> {
+                let text: String = row.get(i)?;
+                text.parse().map_err(|_| corrupt(i, text))
+            };
+            let uuid = |i: usize| -> rusqlite::Result<Option<uuid::Uuid>> {
+                row.get::<_, Option<String>>(i)?
+                    .map(|t| parse_uuid(&t))
+                    .transpose()
+            };
+            let kind: String = row.get(1)?;
+            let display: Value =
+                serde_json::from_str(&row.get::<_, Option<String>>(15)?.unwrap_or_default())
+                    .unwrap_or(Value::Null);
+            let filter_values: Option<String> = row.get(7)?;
+            Ok(StoredFee {
+                id: FeeId(parse_uuid(&row.get::<_, String>(0)?)?),
+                item_code: row.get(4)?,
+                item_name: row.get(5)?,
+                invoice_display_name: display
+                    .get("invoice_display_name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                filter_name: row.get(6)?,
+                filter_values: filter_values.and_then(|v| serde_json::from_str(&v).ok()),
+                pay_in_advance: row.get(16)?,
+                created_at: Timestamp::from_micros(row.get(17)?),
+                fee: Fee {
+                    kind: FeeKind::parse(&kind).ok_or_else(|| corrupt(1, kind.clone()))?,
+                    charge_id: uuid(2)?.map(ChargeId),
+                    filter_id: uuid(3)?.map(ChargeFilterId),
+                    units: decimal(8)?,
+                    total_aggregated_units: decimal(9)?,
+                    events_count: u64::try_from(row.get::<_, i64>(10)?).unwrap_or(0),
+                    precise_amount: decimal(11)?,
+                    amount_cents: row.get(12)?,
+                    period: Period {
+                        from: Timestamp::from_micros(row.get(13)?),
+                        to: Timestamp::from_micros(row.get(14)?),
+                    },
+                    details: display.get("details").cloned().unwrap_or(Value::Null),
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(fees)
+}
+
+fn complete(conn: &Connection, row: InvoiceRow) -> StoreResult<Invoice> {
+    let customer = customers::by_id(
+        conn,
+        row.org,
+        tally_core::id::CustomerId(parse_uuid(&row.customer)?),
+    )?;
+    Ok(Invoice {
+        id: row.id,
+        number: row.number,
+        sequential_id: row.sequential_id,
+        timezone: subscriptions::billing_zone(conn, row.org, &customer.profile)?,
+        customer,
+        subscription: row
+            .subscription
+            .map(|s| subscriptions::by_seq(conn, s))
+            .transpose()?,
+        invoice_type: row.invoice_type,
+        status: row.status,
+        payment_status: row.payment_status,
+        currency: row.currency,
+        issuing_date: row.issuing_date,
+        net_payment_term: row.net_payment_term,
+        totals: row.totals,
+        run: row.run,
+        fees: fees_of(conn, row.seq)?,
+        grace_until: row.grace_until,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        finalized_at: row.finalized_at,
+        voided_at: row.voided_at,
+    })
+}
+
+/// Reads an invoice with its customer, subscription and fees.
+pub(super) fn get(conn: &Connection, org: i64, id: InvoiceId) -> StoreResult<Invoice> {
+    let partial = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM invoices WHERE org = ?1 AND id = ?2"),
+            params![org, id.0.to_string()],
+            from_row,
+        )
+        .optional()?
+        .ok_or(StoreError::NotFound("invoice"))?;
+    complete(conn, partial)
+}
+
+/// Lists invoices, newest first.
+pub(super) fn list(
+    conn: &Connection,
+    org: i64,
+    filter: &InvoiceFilter,
+    page: Page,
+) -> StoreResult<Listed<Invoice>> {
+    let mut query = Filtered::new("org = ?", SqlValue::Integer(org));
+    if let Some(customer) = &filter.external_customer_id {
+        query.and(
+            "customer IN (SELECT id FROM customers WHERE org = ? AND external_id = ?)",
+            [SqlValue::Integer(org), SqlValue::Text(customer.clone())],
+        );
+    }
+    if !filter.statuses.is_empty() {
+        query.and(
+            format!(
+                "status IN ({})",
+                vec!["?"; filter.statuses.len()].join(", ")
+            ),
+            filter
+                .statuses
+                .iter()
+                .map(|s| SqlValue::Text(s.name().to_owned())),
+        );
+    }
+    if !filter.payment_statuses.is_empty() {
+        query.and(
+            format!(
+                "payment_status IN ({})",
+                vec!["?"; filter.payment_statuses.len()].join(", ")
+            ),
+            filter
+                .payment_statuses
+                .iter()
+                .map(|s| SqlValue::Text(s.name().to_owned())),
+        );
+    }
+    let listed = query.page(conn, "invoices", COLUMNS, "seq DESC", page, from_row)?;
+    let mut items = Vec::with_capacity(listed.items.len());
+    for partial in listed.items {
+        items.push(complete(conn, partial)?);
+    }
+    Ok(Listed {
+        items,
+        total: listed.total,
+    })
+}
+
+/// Prices the open charges period of a customer's subscription, without storing anything.
+pub(super) fn current_usage(
+    conn: &Connection,
+    org: i64,
+    customer: &str,
+    subscription: &str,
+    now_at: Timestamp,
+) -> StoreResult<CurrentUsage> {
+    let customer_id = customers::get(
+        conn,
+        org,
+        &tally_core::id::ExternalId::parse("external_customer_id", customer)
+            .map_err(|_| StoreError::NotFound("customer"))?,
+    )?
+    .id;
+    let active = subscriptions::get(conn, org, subscription, SubscriptionStatus::Active)
+        .ok()
+        .filter(|s| s.customer_id == customer_id)
+        .ok_or(StoreError::NotAllowed("no_active_subscription"))?;
+    let seq: i64 = conn.query_row(
+        "SELECT seq FROM subscriptions WHERE id = ?1",
+        [active.id.0.to_string()],
+        |row| row.get(0),
+    )?;
+    let billed = Billed::load(conn, seq)?;
+    let schedule = billed
+        .schedule()
+        .ok_or(StoreError::NotAllowed("no_active_subscription"))?;
+    let at = now_at.max(schedule.anchor);
+    let whole = schedule.charges_period_containing(at, billed.plan.terms.bill_charges_monthly);
+    let span = Period {
+        from: whole.from,
+        to: now_at.max(whole.from).min(whole.to),
+    };
+    let mut charges = Vec::with_capacity(billed.plan.charges.len());
+    for charge in &billed.plan.charges {
+        let Some((_, metric)) = billable_metrics::by_id_with_seq(conn, org, charge.metric_id.0)?
+        else {
+            continue;
+        };
+        let fees = if span.from < span.to {
+            price_all(conn, &billed, charge, &metric, span, whole)?
+        } else {
+            Vec::new()
+        };
+        charges.push(ChargeUsageLine {
+            charge: charge.clone(),
+            metric,
+            fees,
+        });
+    }
+    Ok(CurrentUsage {
+        issuing_date: billed.local_date(whole.to),
+        currency: billed.plan.terms.currency,
+        subscription: billed.subscription.clone(),
+        period: whole,
+        charges,
+    })
+}
+
+/// Like [`price_charge`], keeping zero lines (current usage lists every filter).
+fn price_all(
+    conn: &Connection,
+    billed: &Billed,
+    charge: &Charge,
+    metric: &Metric,
+    span: Period,
+    whole: Period,
+) -> StoreResult<Vec<StoredFee>> {
+    let Some((metric_seq, _)) =
+        billable_metrics::by_id_with_seq(conn, billed.org, charge.metric_id.0)?
+    else {
+        return Ok(Vec::new());
+    };
+    let definition = &metric.definition;
+    let from = if definition.recurring {
+        billed
+            .subscription
+            .started_at
+            .unwrap_or(span.from)
+            .min(span.from)
+    } else {
+        span.from
+    };
+    let groups = usage::groups(
+        conn,
+        billed.org,
+        metric_seq,
+        definition,
+        billed.scope(),
+        (from, span.to),
+    )?;
+    let buckets = charge_buckets(
+        charge,
+        definition,
+        &groups,
+        (span.from, span.to),
+        Decimal::ZERO,
+    )
+    .map_err(overflow)?;
+    let values = if charge.terms.model.needs_event_values() {
+        bucket_event_values(conn, billed, charge, definition, &buckets, span)?
+    } else {
+        vec![None; buckets.len()]
+    };
+    let fees = charge_fees(
+        charge,
+        &buckets,
+        &values,
+        billed.plan.terms.currency,
+        span,
+        proration(span, whole),
+    );
+    Ok(fees
+        .into_iter()
+        .map(|fee| label_charge_fee(charge, metric, fee))
+        .collect())
+}

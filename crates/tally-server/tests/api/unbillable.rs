@@ -191,3 +191,38 @@ async fn events_name_their_customer_once_it_exists() {
     first.assert_status(200);
     assert_eq!(first.json()["event"]["lago_customer_id"], lago_id);
 }
+
+#[tokio::test]
+async fn events_naming_a_subscription_belong_to_its_customer() {
+    let app = spawn_app().await;
+    app.create_metric(json!({"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}))
+        .await;
+    let early = app
+        .post_json("/api/v1/events", &json!({"event": {"transaction_id": "e1", "external_subscription_id": "sub_9", "code": "calls"}}), &app.admin_key)
+        .await;
+    early.assert_status(200);
+    assert_eq!(
+        early.json()["event"]["billing_issue"]["code"],
+        "subscription_not_found"
+    );
+
+    let plan = json!({"plan": {"name": "p", "code": "p", "interval": "monthly", "amount_cents": 0, "amount_currency": "USD", "pay_in_advance": false}});
+    app.post_json("/api/v1/plans", &plan, &app.admin_key)
+        .await
+        .assert_status(200);
+    app.post_json("/api/v1/subscriptions", &json!({"subscription": {"external_customer_id": "cus_9", "plan_code": "p", "external_id": "sub_9"}}), &app.admin_key)
+        .await
+        .assert_status(200);
+
+    // The early event is billable now and names the customer.
+    let fixed = app.get("/api/v1/events/e1", &app.read_key).await.json()["event"].clone();
+    assert_eq!(fixed["billable"], true);
+    assert_eq!(fixed["external_customer_id"], "cus_9");
+    let later = app
+        .post_json("/api/v1/events", &json!({"event": {"transaction_id": "e2", "external_subscription_id": "sub_9", "code": "calls"}}), &app.admin_key)
+        .await;
+    later.assert_status(200);
+    assert_eq!(later.json()["event"]["billable"], true);
+    assert_eq!(later.json()["event"]["external_customer_id"], "cus_9");
+    assert!(later.json()["event"]["lago_customer_id"].is_string());
+}

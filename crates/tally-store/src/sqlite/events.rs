@@ -26,12 +26,15 @@ use crate::types::{EventFilter, EventOutcome, Listed, StoredEvent, StoredIssue};
 pub(super) struct Assessment {
     pub(super) readings: Vec<(i64, Reading)>,
     pub(super) issue: Option<BillingIssue>,
+    /// The subject: as sent, or the customer of the subscription the event names.
+    pub(super) subject: Option<String>,
 }
 
-/// Remembers which subjects are customers, within one write.
+/// Remembers which subjects are customers and which subscriptions exist, within one write.
 pub(super) struct CustomerCheck {
     org: i64,
     known: HashMap<String, Option<CustomerId>>,
+    subscriptions: HashMap<String, Option<String>>,
 }
 
 impl CustomerCheck {
@@ -39,7 +42,29 @@ impl CustomerCheck {
         CustomerCheck {
             org,
             known: HashMap::new(),
+            subscriptions: HashMap::new(),
         }
+    }
+
+    /// Returns the external id of the customer of the latest subscription with this external id.
+    fn subscription_customer(
+        &mut self,
+        conn: &Connection,
+        external_id: &str,
+    ) -> StoreResult<Option<String>> {
+        if let Some(known) = self.subscriptions.get(external_id) {
+            return Ok(known.clone());
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.external_id FROM subscriptions s JOIN customers c ON c.id = s.customer
+             WHERE s.org = ?1 AND s.external_id = ?2 ORDER BY s.seq DESC LIMIT 1",
+        )?;
+        let customer: Option<String> = stmt
+            .query_row(rusqlite::params![self.org, external_id], |row| row.get(0))
+            .optional()?;
+        self.subscriptions
+            .insert(external_id.to_owned(), customer.clone());
+        Ok(customer)
     }
 
     fn id(&mut self, conn: &Connection, subject: &str) -> StoreResult<Option<CustomerId>> {
@@ -79,17 +104,33 @@ pub(super) fn assess(
             }
         }
     }
+    // An event naming a subscription belongs to that subscription's customer; one naming only a
+    // customer needs that customer to exist.
+    let (resolved, party_issue) = match subscription {
+        Some(subscription) => match customers.subscription_customer(conn, subscription)? {
+            Some(customer) => (subject.map(str::to_owned).or(Some(customer)), None),
+            None => (
+                subject.map(str::to_owned),
+                Some(BillingIssue::SubscriptionNotFound),
+            ),
+        },
+        None => match subject {
+            Some(subject) if customers.id(conn, subject)?.is_none() => (
+                Some(subject.to_owned()),
+                Some(BillingIssue::CustomerNotFound),
+            ),
+            Some(subject) => (Some(subject.to_owned()), None),
+            None => (None, Some(BillingIssue::CustomerNotFound)),
+        },
+    };
     if issue.is_none() {
-        issue = match subject {
-            Some(subject) if customers.id(conn, subject)?.is_none() => {
-                Some(BillingIssue::CustomerNotFound)
-            }
-            Some(_) => None,
-            None if subscription.is_some() => Some(BillingIssue::SubscriptionNotFound),
-            None => Some(BillingIssue::CustomerNotFound),
-        };
+        issue = party_issue;
     }
-    Ok(Assessment { readings, issue })
+    Ok(Assessment {
+        readings,
+        issue,
+        subject: resolved,
+    })
 }
 
 /// The `lago_id` of an event: a UUID (version 8) derived from the organization and the ingest
@@ -143,17 +184,21 @@ pub(super) fn record(
         if !metrics.contains_key(code) {
             metrics.insert(code.to_owned(), billable_metrics::reading(conn, org, code)?);
         }
-        let subject = event.subject.as_ref().map(|s| s.as_str());
         let subscription = event.external_subscription_id.as_ref().map(|s| s.as_str());
-        let Assessment { readings, issue } = assess(
+        let Assessment {
+            readings,
+            issue,
+            subject,
+        } = assess(
             conn,
             metrics.get(code).map_or(&[][..], Vec::as_slice),
             &event.properties,
             event.timestamp,
-            subject,
+            event.subject.as_ref().map(|s| s.as_str()),
             subscription,
             &mut customers,
         )?;
+        let subject = subject.as_deref();
         let properties = serde_json::to_string(&event.properties).unwrap_or_else(|_| "{}".into());
         let stored_issue = issue.as_ref().map(StoredIssue::from);
         insert_event.execute(params![

@@ -274,6 +274,7 @@ pub(super) fn rebuild_event_type(
     )?;
     let mut set_issue =
         conn.prepare("UPDATE events SET issue = ?2, issue_detail = ?3 WHERE id = ?1")?;
+    let mut set_subject = conn.prepare("UPDATE events SET subject = ?2 WHERE id = ?1")?;
     let mut rows = read.query(params![org, event_type])?;
     let mut events = 0;
     while let Some(row) = rows.next()? {
@@ -286,7 +287,11 @@ pub(super) fn rebuild_event_type(
             serde_json::from_str(&row.get::<_, String>(4)?).unwrap_or_default();
         let stored_issue: Option<String> = row.get(5)?;
         let stored_detail: Option<String> = row.get(6)?;
-        let Assessment { readings, issue } = assess(
+        let Assessment {
+            readings,
+            issue,
+            subject: resolved,
+        } = assess(
             conn,
             &metrics,
             &properties,
@@ -295,11 +300,14 @@ pub(super) fn rebuild_event_type(
             subscription.as_deref(),
             &mut customers,
         )?;
+        if resolved != subject {
+            set_subject.execute(params![seq, resolved])?;
+        }
         for (metric, reading) in &readings {
             buffer.add(
                 org,
                 *metric,
-                subject.as_deref().unwrap_or(""),
+                resolved.as_deref().unwrap_or(""),
                 subscription.as_deref().unwrap_or(""),
                 reading,
                 at,

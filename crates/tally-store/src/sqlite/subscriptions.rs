@@ -213,7 +213,18 @@ fn insert(
             at
         ],
     )?;
-    Ok(conn.last_insert_rowid())
+    let seq = conn.last_insert_rowid();
+    // Events that named this subscription before it existed become billable, and name its customer.
+    conn.execute(
+        "UPDATE events SET issue = NULL, issue_detail = NULL, subject = COALESCE(subject, ?3)
+         WHERE org = ?1 AND issue = 'subscription_not_found' AND external_subscription_id = ?2",
+        params![
+            org,
+            request.external_id.as_str(),
+            request.external_customer_id.as_str()
+        ],
+    )?;
+    Ok(seq)
 }
 
 /// Creates a subscription, or upgrades or downgrades the active one with the same external id.

@@ -11,6 +11,7 @@ pub mod apikey;
 pub mod billing;
 pub mod case;
 pub mod charge;
+pub mod coupon;
 pub mod currency;
 pub mod customer;
 pub mod error;
@@ -26,7 +27,9 @@ pub mod plan;
 pub mod property;
 pub mod quantity;
 pub mod subscription;
+pub mod tax;
 pub mod time;
+pub mod wallet;
 pub mod window;
 
 pub use error::{FieldError, Reason, ValidationErrors};

@@ -248,6 +248,8 @@ pub struct PlanDraft {
     /// The complete list of charges: drafts with an id update that charge, others are new, and
     /// existing charges left out are removed.
     pub charges: Vec<ChargeDraft>,
+    /// The taxes the plan carries, by code, when they change.
+    pub tax_codes: Option<Vec<String>>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod document;
 pub mod error;
+pub mod file_links;
 pub mod state;
 pub mod telemetry;
 pub mod workers;
@@ -26,6 +28,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 
 use crate::clock::{Clock, SimulatedClock, SystemClock};
+use crate::file_links::{DEFAULT_LINK_LIFETIME, FileLinks, LinkSecret};
 use crate::state::AppState;
 use crate::telemetry::REQUEST_ID;
 
@@ -50,6 +53,15 @@ pub struct ServerConfig {
     pub clock: ClockMode,
     /// How often the billing worker runs with the system clock.
     pub billing_interval: Duration,
+    /// The base URL clients reach the server at (`https://billing.example.com`), used to make the
+    /// absolute `file_url` of invoices; `None` takes `http://` and the request's `Host` header.
+    pub public_url: Option<String>,
+    /// The key invoice document links are signed with. The default is drawn at random when the
+    /// config is made, so links die with the process; several nodes behind one address need the
+    /// same secret.
+    pub link_secret: LinkSecret,
+    /// How long an invoice document link works after it is handed out.
+    pub link_lifetime: Duration,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +71,9 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(120),
             clock: ClockMode::System,
             billing_interval: Duration::from_secs(10),
+            public_url: None,
+            link_secret: LinkSecret::random(),
+            link_lifetime: DEFAULT_LINK_LIFETIME,
         }
     }
 }
@@ -87,7 +102,8 @@ impl Application {
             }
         };
         let billing_interval = simulated.is_none().then_some(config.billing_interval);
-        let state = AppState::new(store, clock, simulated);
+        let links = FileLinks::new(config.link_secret.clone(), config.link_lifetime);
+        let state = AppState::new(store, clock, simulated, links, config.public_url.as_deref());
         let router = api::router(state.clone())
             .layer(axum::middleware::from_fn(telemetry::observe))
             .layer(TimeoutLayer::with_status_code(

@@ -1,4 +1,5 @@
-//! What every handler shares: the store, the clock, the key cache and the limits.
+//! What every handler shares: the store, the clock, the key cache, the limits and the signer of
+//! invoice document links.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,6 +12,7 @@ use tally_store::Store;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::file_links::FileLinks;
 
 /// How long a verified key or an organization's settings are trusted without asking the database; a
 /// revoked key stops working within this time.
@@ -25,6 +27,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The simulated clock, when the server runs on one (`/api/v1/clock` exists only then).
     pub simulated: Option<Arc<crate::clock::SimulatedClock>>,
+    /// Signs and checks the links to invoice documents (`file_url`).
+    pub links: Arc<FileLinks>,
+    /// The base URL clients reach the server at, when configured (otherwise taken from `Host`).
+    pub public_url: Option<Arc<str>>,
     cache: Arc<Caches>,
 }
 
@@ -40,11 +46,18 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         simulated: Option<Arc<crate::clock::SimulatedClock>>,
+        links: FileLinks,
+        public_url: Option<&str>,
     ) -> Self {
         AppState {
             store,
             clock,
             simulated,
+            links: Arc::new(links),
+            public_url: public_url
+                .map(|url| url.trim_end_matches('/'))
+                .filter(|url| !url.is_empty())
+                .map(Arc::from),
             cache: Arc::new(Caches::default()),
         }
     }

@@ -15,6 +15,7 @@ pub use types::*;
 
 use async_trait::async_trait;
 use tally_core::apikey::{ApiKey, Scope};
+use tally_core::coupon::{AppliedCoupon, Coupon, CouponTerms};
 use tally_core::customer::{Customer, CustomerProfile};
 use tally_core::event::NewEvent;
 use tally_core::id::{ApiKeyId, CustomerId, ExternalId, InvoiceId, OrganizationId, PlanId};
@@ -24,7 +25,9 @@ use tally_core::organization::{Organization, OrganizationPatch};
 use tally_core::page::Page;
 use tally_core::plan::{Plan, PlanDraft};
 use tally_core::subscription::{Subscription, SubscriptionStatus};
+use tally_core::tax::{Tax, TaxTerms};
 use tally_core::time::Timestamp;
+use tally_core::wallet::Wallet;
 
 /// Everything tally persists, in domain terms.
 #[async_trait]
@@ -248,6 +251,138 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<CurrentUsage>;
 
+    /// Creates a tax.
+    async fn create_tax(&self, org: OrganizationId, terms: TaxTerms) -> StoreResult<Tax>;
+
+    /// Changes a tax.
+    async fn update_tax(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        terms: TaxTerms,
+    ) -> StoreResult<Tax>;
+
+    /// Reads a live tax by code.
+    async fn tax(&self, org: OrganizationId, code: &str) -> StoreResult<Tax>;
+
+    /// Lists live taxes.
+    async fn list_taxes(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<Tax>>;
+
+    /// Deletes a tax.
+    async fn delete_tax(&self, org: OrganizationId, code: &str) -> StoreResult<Tax>;
+
+    /// Replaces the taxes a customer (`owner_kind` `customer`) or plan (`plan`) carries, by code.
+    async fn set_taxes(
+        &self,
+        org: OrganizationId,
+        owner_kind: &'static str,
+        owner: uuid::Uuid,
+        codes: Vec<String>,
+    ) -> StoreResult<()>;
+
+    /// Returns the taxes a customer or plan carries.
+    async fn taxes_of(
+        &self,
+        org: OrganizationId,
+        owner_kind: &'static str,
+        owner: uuid::Uuid,
+    ) -> StoreResult<Vec<Tax>>;
+
+    /// Creates a coupon.
+    async fn create_coupon(&self, org: OrganizationId, terms: CouponTerms) -> StoreResult<Coupon>;
+
+    /// Reads a live coupon by code.
+    async fn coupon(&self, org: OrganizationId, code: &str) -> StoreResult<Coupon>;
+
+    /// Lists live coupons.
+    async fn list_coupons(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<Coupon>>;
+
+    /// Terminates a coupon (no new applications).
+    async fn terminate_coupon(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        at: Timestamp,
+    ) -> StoreResult<Coupon>;
+
+    /// Applies a coupon to a customer.
+    async fn apply_coupon(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        customer: &ExternalId,
+        overrides: CouponOverrides,
+        at: Timestamp,
+    ) -> StoreResult<AppliedCoupon>;
+
+    /// Lists applied coupons.
+    async fn list_applied_coupons(
+        &self,
+        org: OrganizationId,
+        filter: &AppliedCouponFilter,
+        page: Page,
+    ) -> StoreResult<Listed<AppliedCoupon>>;
+
+    /// Stops a coupon applied to a customer.
+    async fn remove_applied_coupon(
+        &self,
+        org: OrganizationId,
+        customer: &str,
+        id: uuid::Uuid,
+        at: Timestamp,
+    ) -> StoreResult<AppliedCoupon>;
+
+    /// Creates a wallet and adds its first credits.
+    async fn create_wallet(
+        &self,
+        org: OrganizationId,
+        request: NewWallet,
+        at: Timestamp,
+    ) -> StoreResult<(Wallet, Vec<WalletTransaction>)>;
+
+    /// Reads a wallet.
+    async fn wallet(&self, org: OrganizationId, id: uuid::Uuid) -> StoreResult<Wallet>;
+
+    /// Lists a customer's wallets.
+    async fn list_wallets(
+        &self,
+        org: OrganizationId,
+        customer: &str,
+        page: Page,
+    ) -> StoreResult<Listed<Wallet>>;
+
+    /// Terminates a wallet.
+    async fn terminate_wallet(
+        &self,
+        org: OrganizationId,
+        id: uuid::Uuid,
+        at: Timestamp,
+    ) -> StoreResult<Wallet>;
+
+    /// Adds or takes away credits.
+    async fn top_up_wallet(
+        &self,
+        org: OrganizationId,
+        id: uuid::Uuid,
+        top_up: TopUp,
+        at: Timestamp,
+    ) -> StoreResult<Vec<WalletTransaction>>;
+
+    /// Lists a wallet's transactions, newest first.
+    async fn wallet_transactions(
+        &self,
+        org: OrganizationId,
+        wallet: uuid::Uuid,
+        page: Page,
+    ) -> StoreResult<Listed<WalletTransaction>>;
+
+    /// Reads one wallet transaction.
+    async fn wallet_transaction(
+        &self,
+        org: OrganizationId,
+        id: uuid::Uuid,
+    ) -> StoreResult<WalletTransaction>;
+
     /// Records events durably. Returns one outcome per event, in order, once committed. With
     /// [`Atomicity::AllOrNothing`], a conflict anywhere stores nothing.
     async fn record_events(
@@ -295,12 +430,17 @@ pub trait Store: Send + Sync + 'static {
 pub struct CustomerChange {
     /// The complete profile to store.
     pub profile: CustomerProfile,
+    /// The taxes it carries, by code, when they change.
+    pub tax_codes: Option<Vec<String>>,
 }
 
 impl CustomerChange {
     /// Wraps a profile.
     pub fn new(profile: CustomerProfile) -> Self {
-        CustomerChange { profile }
+        CustomerChange {
+            profile,
+            tax_codes: None,
+        }
     }
 }
 

@@ -253,8 +253,40 @@ pub struct StoredFee {
     pub filter_values: Option<Value>,
     /// Whether the fee was billed in advance.
     pub pay_in_advance: bool,
+    /// The part of the invoice's coupons spread onto this fee, in minor units.
+    pub coupons_amount_cents: i64,
+    /// The fee's taxes, each rounded once.
+    pub taxes: Vec<FeeTax>,
     /// When it was created.
     pub created_at: Timestamp,
+}
+
+/// A tax on a fee (or, summed, on an invoice).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeeTax {
+    /// The tax's id.
+    pub tax_id: uuid::Uuid,
+    /// Its code.
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// Percent.
+    pub rate: Decimal,
+    /// Minor units.
+    pub amount_cents: i64,
+}
+
+/// A coupon as an invoice used it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceCoupon {
+    /// The applied coupon's id.
+    pub applied_coupon_id: uuid::Uuid,
+    /// The coupon's code.
+    pub code: String,
+    /// The coupon's name.
+    pub name: String,
+    /// Minor units taken off.
+    pub amount_cents: i64,
 }
 
 /// An invoice as stored.
@@ -286,10 +318,14 @@ pub struct Invoice {
     pub net_payment_term: i64,
     /// Totals in minor units.
     pub totals: tally_core::billing::InvoiceTotals,
-    /// The billing run it comes from.
-    pub run: tally_core::billing::Run,
+    /// The billing run it comes from (`None` for invoices outside the billing clock, such as credits).
+    pub run: Option<tally_core::billing::Run>,
     /// Its lines.
     pub fees: Vec<StoredFee>,
+    /// Taxes summed per tax over the fees.
+    pub applied_taxes: Vec<FeeTax>,
+    /// Coupons used (recorded at finalization).
+    pub coupons: Vec<InvoiceCoupon>,
     /// A draft is finalized at this instant.
     pub grace_until: Option<Timestamp>,
     /// When it was created.
@@ -337,4 +373,81 @@ pub struct CurrentUsage {
     pub currency: tally_core::currency::Currency,
     /// One line per charge, even at zero.
     pub charges: Vec<ChargeUsageLine>,
+}
+
+/// Overrides of a coupon's value when it is applied to a customer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CouponOverrides {
+    /// Another fixed amount.
+    pub amount_cents: Option<i64>,
+    /// Another currency for the fixed amount.
+    pub currency: Option<tally_core::currency::Currency>,
+    /// Another percentage.
+    pub percentage_rate: Option<Decimal>,
+    /// Another frequency.
+    pub frequency: Option<tally_core::coupon::Frequency>,
+}
+
+/// Filters for listing applied coupons.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppliedCouponFilter {
+    /// Only this customer's.
+    pub external_customer_id: Option<String>,
+    /// Only active (`Some(true)`) or terminated (`Some(false)`) ones.
+    pub active: Option<bool>,
+}
+
+/// A request to create a wallet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWallet {
+    /// The customer.
+    pub external_customer_id: tally_core::id::ExternalId,
+    /// Its currency.
+    pub currency: tally_core::currency::Currency,
+    /// What one credit is worth, in major units.
+    pub rate_amount: Decimal,
+    /// Display name.
+    pub name: Option<String>,
+    /// The client's code.
+    pub code: Option<String>,
+    /// When it expires.
+    pub expiration_at: Option<Timestamp>,
+    /// Credits to add at once, with their worth.
+    pub top_up: TopUp,
+}
+
+/// Credits added to or taken from a wallet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopUp {
+    /// Credits bought: added, and billed on a `credit` invoice.
+    pub paid_credits: Decimal,
+    /// Credits given: added for free.
+    pub granted_credits: Decimal,
+    /// Credits taken away.
+    pub voided_credits: Decimal,
+}
+
+/// A movement of credits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalletTransaction {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The wallet's id.
+    pub wallet_id: uuid::Uuid,
+    /// `inbound` or `outbound`.
+    pub transaction_type: String,
+    /// `pending`, `settled` or `failed`.
+    pub status: String,
+    /// `purchased`, `granted`, `voided` or `invoiced`.
+    pub transaction_status: String,
+    /// Credits moved.
+    pub credit_amount: Decimal,
+    /// Their worth in major units.
+    pub amount: Decimal,
+    /// The invoice that bought or spent them.
+    pub invoice_id: Option<uuid::Uuid>,
+    /// When it happened.
+    pub created_at: Timestamp,
+    /// When it settled.
+    pub settled_at: Option<Timestamp>,
 }

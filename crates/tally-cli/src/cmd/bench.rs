@@ -1,12 +1,21 @@
-//! `tally bench ingest`: a benchmark, not a test. It starts a tally server in this process over an
-//! SQLite database, drives it over loopback HTTP with many concurrent clients until a given number of
-//! fresh events is sent, and prints throughput and exact request latency percentiles. It fails loudly
-//! when the server did not accept every event it was sent.
+//! `tally bench`: benchmarks, not tests. `tally bench ingest` starts a tally server in this process
+//! over an SQLite database, drives it over loopback HTTP with many concurrent clients until a given
+//! number of fresh events is sent, and prints throughput and exact request latency percentiles. It
+//! fails loudly when the server did not accept every event it was sent. `tally bench usage` times
+//! current usage of a customer with many events ([`usage`]); `tally bench billing` times one billing
+//! run over many subscriptions ([`billing`]).
 //!
 //! Clients and server share this process's CPUs, as they would share a small machine; the numbers are
 //! for comparing builds and settings on one machine, not for capacity planning elsewhere.
 
+mod billing;
+mod machine;
+mod metered;
+mod usage;
 mod workload;
+
+pub use billing::BillingBenchArgs;
+pub use usage::UsageBenchArgs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +30,7 @@ use serde_json::Value;
 use tally_core::ValidationErrors;
 use tally_core::apikey::{Scope, secret_from_bytes, visible_prefix};
 use tally_core::customer::CustomerProfile;
+use tally_core::event::NewEvent;
 use tally_core::id::{Code, ExternalId};
 use tally_core::metric::{AggregationType, MetricDefinition};
 use tally_core::organization::Organization;
@@ -44,6 +54,10 @@ const PRELOAD_CHUNK: u64 = 50_000;
 pub enum BenchCommand {
     /// Measure event ingest over loopback HTTP against a server started in this process.
     Ingest(IngestBenchArgs),
+    /// Measure `current_usage` latency over loopback HTTP for a customer with many events.
+    Usage(UsageBenchArgs),
+    /// Measure one billing run over many subscriptions, directly on the store.
+    Billing(BillingBenchArgs),
 }
 
 /// Which ingest route the benchmark drives.
@@ -101,6 +115,8 @@ pub struct IngestBenchArgs {
 pub async fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
+        BenchCommand::Usage(args) => usage::run(args).await,
+        BenchCommand::Billing(args) => billing::run(args).await,
     }
 }
 
@@ -148,15 +164,7 @@ async fn ingest(args: &IngestBenchArgs) -> Result<()> {
     );
     crate::telemetry::init("warn", crate::config::LogFormat::Auto);
 
-    let temporary = match &args.database {
-        Some(_) => None,
-        None => Some(tempfile::tempdir().context("cannot create a temporary folder")?),
-    };
-    let path = match (&args.database, &temporary) {
-        (Some(path), _) => path.clone(),
-        (None, Some(dir)) => dir.path().join("bench.db"),
-        (None, None) => bail!("no database path"),
-    };
+    let (path, temporary) = database_path(args.database.as_ref())?;
     let mut options = SqliteOptions::new(&path);
     options.durability = args.durability;
     let store: Arc<dyn Store> = Arc::new(
@@ -215,7 +223,7 @@ async fn ingest(args: &IngestBenchArgs) -> Result<()> {
         next: AtomicU64::new(0),
         total: args.events,
         batch,
-        progress: progress_bar(args.events),
+        progress: progress_bar(args.events, "events"),
     });
     let started = Instant::now();
     let clients: Vec<_> = (0..concurrency)
@@ -245,6 +253,7 @@ async fn ingest(args: &IngestBenchArgs) -> Result<()> {
     };
     let rate = args.events as f64 / wall.as_secs_f64().max(f64::EPSILON);
     println!("tally bench ingest");
+    machine::Machine::current().print();
     println!("  endpoint             {path_name} ({route}, {content})");
     println!("  concurrency          {} clients", args.concurrency);
     println!("  batch size           {batch} events per request");
@@ -373,15 +382,29 @@ async fn stored_events(store: &dyn Store, org: &Organization) -> Result<u64> {
     Ok(listed.total)
 }
 
-/// Stores `count` events through `Store::record_events` in chunks, each event on its own, and prints
-/// the rate the store sustained.
+/// Stores `count` events of the ingest workload through the store; see [`preload_with`].
 async fn preload(
     store: &dyn Store,
     org: &Organization,
     workload: &Workload,
     count: u64,
 ) -> Result<()> {
-    let progress = progress_bar(count);
+    preload_with(store, org, count, |seq, received_at| {
+        workload.new_event(seq, org, received_at)
+    })
+    .await
+}
+
+/// Stores `count` events, built by `event(seq, received_at)`, through `Store::record_events` in
+/// chunks of 50,000, each event on its own, and prints the rate the store sustained. Fails unless
+/// every event was stored.
+async fn preload_with(
+    store: &dyn Store,
+    org: &Organization,
+    count: u64,
+    event: impl Fn(u64, Timestamp) -> Result<NewEvent>,
+) -> Result<()> {
+    let progress = progress_bar(count, "events");
     let mut in_store = Duration::ZERO;
     let started = Instant::now();
     let mut done = 0;
@@ -389,7 +412,7 @@ async fn preload(
         let size = PRELOAD_CHUNK.min(count - done);
         let received_at = Timestamp::from_datetime(chrono::Utc::now());
         let events = (done..done + size)
-            .map(|seq| workload.new_event(seq, org, received_at))
+            .map(|seq| event(seq, received_at))
             .collect::<Result<Vec<_>>>()?;
         let call = Instant::now();
         let outcomes = store
@@ -500,15 +523,28 @@ fn count_answer(endpoint: Endpoint, body: &[u8]) -> Result<(u64, u64, u64), Stri
     }
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
+fn progress_bar(total: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, ETA {eta})",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, ETA {{eta}})"
+    )) {
         bar.set_style(style);
     }
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Returns the database file to use: the one given, or `bench.db` in a new temporary folder, which
+/// is removed when the returned guard drops.
+fn database_path(given: Option<&PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match given {
+        Some(path) => Ok((path.clone(), None)),
+        None => {
+            let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let path = dir.path().join("bench.db");
+            Ok((path, Some(dir)))
+        }
+    }
 }
 
 /// Writes a count with thousands separators (`1,000,000`).

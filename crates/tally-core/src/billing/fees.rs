@@ -21,6 +21,8 @@ pub enum FeeKind {
     Charge,
     /// The true-up that lifts a charge to its minimum spend.
     Commitment,
+    /// Prepaid credits bought for a wallet.
+    Credit,
 }
 
 impl FeeKind {
@@ -30,6 +32,7 @@ impl FeeKind {
             FeeKind::Subscription => "subscription",
             FeeKind::Charge => "charge",
             FeeKind::Commitment => "commitment",
+            FeeKind::Credit => "credit",
         }
     }
 
@@ -39,6 +42,7 @@ impl FeeKind {
             "subscription" => Some(FeeKind::Subscription),
             "charge" => Some(FeeKind::Charge),
             "commitment" => Some(FeeKind::Commitment),
+            "credit" => Some(FeeKind::Credit),
             _ => None,
         }
     }

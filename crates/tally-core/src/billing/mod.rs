@@ -5,6 +5,7 @@
 //! [`fees`] prices the buckets and the subscription fee, each fee rounded once to the currency's minor
 //! unit; [`totals`] adds rounded fees, never rounding a sum.
 
+pub mod adjustments;
 pub mod fees;
 pub mod runs;
 pub mod totals;

@@ -103,12 +103,36 @@ pub async fn spawn_simulated(start: &str) -> TestApp {
     app
 }
 
+/// Starts a server on a fresh database with a simulated clock from `start` (RFC 3339), after
+/// `configure` has changed its config.
+pub async fn spawn_configured(start: &str, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tally.db");
+    let start = tally_core::Timestamp::parse_rfc3339(start).expect("clock start");
+    let mut config = ServerConfig {
+        clock: tally_server::ClockMode::Simulated(start),
+        ..Default::default()
+    };
+    configure(&mut config);
+    let mut app = spawn_config(&path, config).await;
+    app._dir = Some(dir);
+    app
+}
+
 /// Starts a server on the database at `path` (created when missing), with three new keys.
 pub async fn spawn_app_at(path: &Path) -> TestApp {
     spawn_with(path, tally_server::ClockMode::System).await
 }
 
 async fn spawn_with(path: &Path, clock: tally_server::ClockMode) -> TestApp {
+    let config = ServerConfig {
+        clock,
+        ..Default::default()
+    };
+    spawn_config(path, config).await
+}
+
+async fn spawn_config(path: &Path, config: ServerConfig) -> TestApp {
     let store = SqliteStore::open(&SqliteOptions::new(path)).expect("open the store");
     let org = store
         .default_organization()
@@ -134,8 +158,7 @@ async fn spawn_with(path: &Path, clock: tally_server::ClockMode) -> TestApp {
     let store: Arc<dyn Store> = Arc::new(store);
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
-        clock,
-        ..Default::default()
+        ..config
     };
     let app = Application::build(&config, store.clone())
         .await

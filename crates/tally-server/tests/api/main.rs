@@ -1,6 +1,7 @@
 //! The server's integration tests: each module starts real servers on temporary SQLite files and
 //! checks one feature through HTTP against the Lago and OpenMeter contracts (COMPAT.md).
 
+mod adjustments;
 mod aggregations;
 mod auth;
 mod batch;
@@ -11,7 +12,9 @@ mod case;
 mod cloudevents;
 mod customers;
 mod events;
+mod golden;
 mod helpers;
+mod invoice_pdf;
 mod meter_query;
 mod meters;
 mod openapi;

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_simulated};
 
 /// Every route tally serves under `/api/v1`, written by hand.
-const ROUTES: [(&str, &str); 46] = [
+const ROUTES: [(&str, &str); 65] = [
     ("post", "/api/v1/customers"),
     ("get", "/api/v1/customers"),
     ("get", "/api/v1/customers/{external_customer_id}"),
@@ -54,6 +54,28 @@ const ROUTES: [(&str, &str); 46] = [
         "/api/v1/customers/{external_customer_id}/current_usage",
     ),
     ("get", "/api/v1/clock"),
+    ("post", "/api/v1/wallets"),
+    ("get", "/api/v1/wallets"),
+    ("get", "/api/v1/wallets/{lago_id}"),
+    ("delete", "/api/v1/wallets/{lago_id}"),
+    ("post", "/api/v1/wallet_transactions"),
+    ("get", "/api/v1/wallets/{lago_id}/wallet_transactions"),
+    ("get", "/api/v1/wallet_transactions/{lago_id}"),
+    ("post", "/api/v1/taxes"),
+    ("get", "/api/v1/taxes"),
+    ("get", "/api/v1/taxes/{code}"),
+    ("put", "/api/v1/taxes/{code}"),
+    ("delete", "/api/v1/taxes/{code}"),
+    ("post", "/api/v1/coupons"),
+    ("get", "/api/v1/coupons"),
+    ("get", "/api/v1/coupons/{code}"),
+    ("delete", "/api/v1/coupons/{code}"),
+    ("post", "/api/v1/applied_coupons"),
+    ("get", "/api/v1/applied_coupons"),
+    (
+        "delete",
+        "/api/v1/customers/{external_customer_id}/applied_coupons/{lago_id}",
+    ),
     ("post", "/api/v1/clock"),
     // Counted separately: the document itself.
     ("get", "/api/v1/openapi.json"),

@@ -11,6 +11,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use tally_core::billing::adjustments::{CouponValue, TaxRate, adjust, apply_credits};
 use tally_core::billing::{
     BucketUsage, Fee, FeeKind, InvoiceTotals, Life, Run, RunReason, SubscriptionCharge,
     charge_buckets, charge_fees, due_runs, subscription_fee,
@@ -29,10 +30,11 @@ use super::listing::Filtered;
 use super::now;
 use super::orgs::parse_uuid;
 use super::usage::{self, Scope};
-use super::{billable_metrics, customers, plans, subscriptions};
+use super::{billable_metrics, coupons, customers, plans, subscriptions, taxes, wallets};
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
-    ChargeUsageLine, CurrentUsage, Invoice, InvoiceFilter, Listed, Metric, StoredFee,
+    ChargeUsageLine, CurrentUsage, FeeTax, Invoice, InvoiceCoupon, InvoiceFilter, Listed, Metric,
+    StoredFee,
 };
 
 const DAY_MICROS: i64 = 86_400_000_000;
@@ -288,6 +290,8 @@ fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
         filter_name: filter.and_then(|f| f.invoice_display_name.clone()),
         filter_values: filter.map(|f| json!(f.values)),
         pay_in_advance: charge.terms.pay_in_advance,
+        coupons_amount_cents: 0,
+        taxes: Vec::new(),
         created_at: now(),
         fee,
     }
@@ -306,6 +310,8 @@ fn subscription_line(
         filter_name: None,
         filter_values: None,
         pay_in_advance: in_advance,
+        coupons_amount_cents: 0,
+        taxes: Vec::new(),
         created_at: now(),
         fee: subscription_fee(&billed.plan.terms, part.share, part.period),
     })
@@ -387,8 +393,11 @@ fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResul
     let mut insert = conn.prepare_cached(
         "INSERT INTO fees (id, invoice, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values,
             units, total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to,
-            details, pay_in_advance, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            details, pay_in_advance, created_at, coupons_amount_cents, taxes_amount_cents)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+    )?;
+    let mut insert_tax = conn.prepare_cached(
+        "INSERT INTO fee_taxes (fee, tax, rate, amount_cents) SELECT ?1, seq, ?3, ?4 FROM taxes WHERE id = ?2",
     )?;
     for stored in fees {
         let f = &stored.fee;
@@ -414,14 +423,113 @@ fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResul
             display.to_string(),
             stored.pay_in_advance,
             stored.created_at.micros(),
+            stored.coupons_amount_cents,
+            stored.taxes.iter().map(|t| t.amount_cents).sum::<i64>(),
         ])?;
+        for tax in &stored.taxes {
+            insert_tax.execute(params![
+                stored.id.0.to_string(),
+                tax.tax_id.to_string(),
+                tax.rate.to_string(),
+                tax.amount_cents
+            ])?;
+        }
     }
     Ok(())
 }
 
-fn totals_of(fees: &[StoredFee]) -> InvoiceTotals {
+/// Prices an invoice from current data: its run's fees, the customer's coupons and the fees' taxes.
+/// With `consume`, the invoice is being finalized: the coupons it uses are spent and recorded.
+fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> StoreResult<()> {
+    let (subscription, run): (Option<i64>, String) = conn.query_row(
+        "SELECT subscription, run FROM invoices WHERE seq = ?1",
+        [invoice],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let (Some(subscription), Some(run)) = (subscription, run_from_json(&run)) else {
+        return Ok(());
+    };
+    let billed = Billed::load(conn, subscription)?;
+    let mut fees = run_fees(conn, &billed, &run)?;
+    let currency = billed.plan.terms.currency;
+    let customer = billed.customer.id.0.to_string();
+    let coupons: Vec<(i64, tally_core::coupon::AppliedCoupon, CouponValue)> =
+        coupons::active_for(conn, &customer)?
+            .into_iter()
+            .filter_map(|(seq, applied)| applied.value(currency).map(|value| (seq, applied, value)))
+            .collect();
+    let taxes = taxes::for_fees(conn, billed.org, &billed.plan.id.0.to_string(), &customer)?;
+    let rates: Vec<TaxRate> = taxes
+        .iter()
+        .enumerate()
+        .map(|(index, (_, tax))| TaxRate {
+            tax: index,
+            rate: tax.terms.rate,
+        })
+        .collect();
     let lines: Vec<Fee> = fees.iter().map(|f| f.fee.clone()).collect();
-    InvoiceTotals::of(&lines)
+    let values: Vec<CouponValue> = coupons.iter().map(|(_, _, v)| v.clone()).collect();
+    let adjusted = adjust(&lines, &values, &vec![rates; fees.len()]);
+    for (index, stored) in fees.iter_mut().enumerate() {
+        stored.coupons_amount_cents = adjusted.fee_coupons.get(index).copied().unwrap_or(0);
+        stored.taxes = adjusted
+            .fee_taxes
+            .get(index)
+            .map(|list| {
+                list.iter()
+                    .map(|(tax, amount)| {
+                        let t = &taxes[*tax].1;
+                        FeeTax {
+                            tax_id: t.id,
+                            code: t.terms.code.to_string(),
+                            name: t.terms.name.clone(),
+                            rate: t.terms.rate,
+                            amount_cents: *amount,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    let mut totals = adjusted.totals;
+    if let Some(at) = consume {
+        for ((seq, applied, _), used) in coupons.iter().zip(&adjusted.coupon_amounts) {
+            if *used > 0 {
+                coupons::consume(conn, invoice, *seq, applied, *used, at)?;
+            }
+        }
+        let wallets = wallets::active_for(conn, &customer, currency, at)?;
+        let balances: Vec<i64> = wallets.iter().map(|(_, w)| w.balance_cents()).collect();
+        let (_, spent) = apply_credits(&mut totals, &[], &balances);
+        for ((seq, wallet), cents) in wallets.iter().zip(spent) {
+            if cents > 0 {
+                wallets::spend(conn, *seq, wallet, cents, invoice, at)?;
+            }
+        }
+    }
+    conn.execute(
+        "DELETE FROM fee_taxes WHERE fee IN (SELECT id FROM fees WHERE invoice = ?1)",
+        [invoice],
+    )?;
+    conn.execute("DELETE FROM fees WHERE invoice = ?1", [invoice])?;
+    write_fees(conn, invoice, &fees)?;
+    conn.execute(
+        "UPDATE invoices SET fees_amount_cents = ?2, coupons_amount_cents = ?3, taxes_amount_cents = ?4,
+            credit_notes_amount_cents = ?5, prepaid_credit_amount_cents = ?6, total_amount_cents = ?7,
+            needs_refresh = 0, updated_at = ?8
+         WHERE seq = ?1",
+        params![
+            invoice,
+            totals.fees_amount_cents,
+            totals.coupons_amount_cents,
+            totals.taxes_amount_cents,
+            totals.credit_notes_amount_cents,
+            totals.prepaid_credit_amount_cents,
+            totals.total_amount_cents,
+            now().micros()
+        ],
+    )?;
+    Ok(())
 }
 
 /// Bills every run a subscription owes up to `now`; returns the invoices created.
@@ -445,8 +553,6 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
         if claimed == 0 {
             continue;
         }
-        let fees = run_fees(conn, &billed, &run)?;
-        let totals = totals_of(&fees);
         let grace_days = billed
             .customer
             .profile
@@ -459,7 +565,7 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
             "INSERT INTO invoices (id, org, customer, subscription, invoice_type, status, payment_status, currency,
                 issuing_date, net_payment_term, fees_amount_cents, total_amount_cents, run, grace_until,
                 created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'subscription', 'draft', 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+             VALUES (?1, ?2, ?3, ?4, 'subscription', 'draft', 'pending', ?5, ?6, ?7, 0, 0, ?8, ?9, ?10, ?10)",
             params![
                 id.0.to_string(),
                 billed.org,
@@ -468,21 +574,21 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
                 billed.plan.terms.currency.code(),
                 billed.local_date(run.boundary).to_string(),
                 billed.customer.profile.net_payment_term.unwrap_or(0),
-                totals.fees_amount_cents,
-                totals.total_amount_cents,
                 run_json(&run),
                 run.boundary.micros() + grace_days * DAY_MICROS,
                 stamp
             ],
         )?;
         let invoice = conn.last_insert_rowid();
-        write_fees(conn, invoice, &fees)?;
         conn.execute(
             "UPDATE billing_runs SET invoice = ?3 WHERE subscription = ?1 AND boundary = ?2",
             params![seq, run.boundary.micros(), invoice],
         )?;
         if grace_days == 0 {
+            recompute(conn, invoice, Some(now_at))?;
             number(conn, invoice, now_at)?;
+        } else {
+            recompute(conn, invoice, None)?;
         }
         created.push(id);
     }
@@ -522,28 +628,6 @@ fn number(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
     Ok(())
 }
 
-/// Recomputes a draft's fees from current data.
-fn recompute(conn: &Connection, invoice: i64) -> StoreResult<()> {
-    let (subscription, run): (Option<i64>, String) = conn.query_row(
-        "SELECT subscription, run FROM invoices WHERE seq = ?1",
-        [invoice],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
-    let (Some(subscription), Some(run)) = (subscription, run_from_json(&run)) else {
-        return Ok(());
-    };
-    let billed = Billed::load(conn, subscription)?;
-    let fees = run_fees(conn, &billed, &run)?;
-    let totals = totals_of(&fees);
-    conn.execute("DELETE FROM fees WHERE invoice = ?1", [invoice])?;
-    write_fees(conn, invoice, &fees)?;
-    conn.execute(
-        "UPDATE invoices SET fees_amount_cents = ?2, total_amount_cents = ?3, needs_refresh = 0, updated_at = ?4 WHERE seq = ?1",
-        params![invoice, totals.fees_amount_cents, totals.total_amount_cents, now().micros()],
-    )?;
-    Ok(())
-}
-
 /// Finalizes every draft whose grace period has ended, with fees recomputed first.
 pub(super) fn finalize_due(conn: &Connection, now_at: Timestamp) -> StoreResult<Vec<InvoiceId>> {
     let due: Vec<(i64, String)> = {
@@ -555,7 +639,7 @@ pub(super) fn finalize_due(conn: &Connection, now_at: Timestamp) -> StoreResult<
     };
     let mut done = Vec::with_capacity(due.len());
     for (seq, id) in due {
-        recompute(conn, seq)?;
+        recompute(conn, seq, Some(now_at))?;
         number(conn, seq, now_at)?;
         done.push(InvoiceId(parse_uuid(&id)?));
     }
@@ -587,7 +671,7 @@ pub(super) fn refresh(conn: &Connection, org: i64, id: InvoiceId) -> StoreResult
     if status != InvoiceStatus::Draft {
         return Err(not_allowed("invoice_not_draft"));
     }
-    recompute(conn, seq)?;
+    recompute(conn, seq, None)?;
     get(conn, org, id)
 }
 
@@ -602,7 +686,7 @@ pub(super) fn finalize(
     if status != InvoiceStatus::Draft {
         return Err(not_allowed("invoice_not_draft"));
     }
-    recompute(conn, seq)?;
+    recompute(conn, seq, Some(now_at))?;
     number(conn, seq, now_at)?;
     get(conn, org, id)
 }
@@ -669,7 +753,7 @@ struct InvoiceRow {
     issuing_date: NaiveDate,
     net_payment_term: i64,
     totals: InvoiceTotals,
-    run: Run,
+    run: Option<Run>,
     grace_until: Option<Timestamp>,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -715,7 +799,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
             prepaid_credit_amount_cents: row.get(17)?,
             total_amount_cents: row.get(18)?,
         },
-        run: run_from_json(&run).ok_or_else(|| corrupt(19, "run"))?,
+        run: run_from_json(&run),
         grace_until: time(20)?,
         created_at: Timestamp::from_micros(row.get(21)?),
         updated_at: Timestamp::from_micros(row.get(22)?),
@@ -728,7 +812,7 @@ fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values, units,
             total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to, details,
-            pay_in_advance, created_at
+            pay_in_advance, created_at, coupons_amount_cents
          FROM fees WHERE invoice = ?1 ORDER BY seq",
     )?;
     let fees = stmt
@@ -759,6 +843,8 @@ fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
                 filter_values: filter_values.and_then(|v| serde_json::from_str(&v).ok()),
                 pay_in_advance: row.get(16)?,
                 created_at: Timestamp::from_micros(row.get(17)?),
+                coupons_amount_cents: row.get(18)?,
+                taxes: Vec::new(),
                 fee: Fee {
                     kind: FeeKind::parse(&kind).ok_or_else(|| corrupt(1, kind.clone()))?,
                     charge_id: uuid(2)?.map(ChargeId),
@@ -777,16 +863,67 @@ fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut taxes = conn.prepare_cached(
+        "SELECT t.id, t.code, t.name, ft.rate, ft.amount_cents FROM fee_taxes ft JOIN taxes t ON t.seq = ft.tax
+         WHERE ft.fee = ?1 ORDER BY t.seq",
+    )?;
+    let mut fees = fees;
+    for fee in &mut fees {
+        fee.taxes = taxes
+            .query_map([fee.id.0.to_string()], |row| {
+                let rate: String = row.get(3)?;
+                Ok(FeeTax {
+                    tax_id: parse_uuid(&row.get::<_, String>(0)?)?,
+                    code: row.get(1)?,
+                    name: row.get(2)?,
+                    rate: rate.parse().map_err(|_| corrupt(3, rate.clone()))?,
+                    amount_cents: row.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+    }
     Ok(fees)
 }
 
+/// Sums fee taxes per tax, in the order taxes first appear.
+fn applied_taxes(fees: &[StoredFee]) -> Vec<FeeTax> {
+    let mut out: Vec<FeeTax> = Vec::new();
+    for tax in fees.iter().flat_map(|f| &f.taxes) {
+        match out.iter_mut().find(|t| t.tax_id == tax.tax_id) {
+            Some(sum) => sum.amount_cents += tax.amount_cents,
+            None => out.push(tax.clone()),
+        }
+    }
+    out
+}
+
+fn coupons_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<InvoiceCoupon>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.id, c.code, c.name, ic.amount_cents FROM invoice_coupons ic
+         JOIN applied_coupons a ON a.seq = ic.applied_coupon JOIN coupons c ON c.seq = a.coupon
+         WHERE ic.invoice = ?1 ORDER BY a.seq",
+    )?;
+    let coupons = stmt
+        .query_map([invoice], |row| {
+            Ok(InvoiceCoupon {
+                applied_coupon_id: parse_uuid(&row.get::<_, String>(0)?)?,
+                code: row.get(1)?,
+                name: row.get(2)?,
+                amount_cents: row.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(coupons)
+}
+
 fn complete(conn: &Connection, row: InvoiceRow) -> StoreResult<Invoice> {
+    let fees = fees_of(conn, row.seq)?;
     let customer = customers::by_id(
         conn,
         row.org,
         tally_core::id::CustomerId(parse_uuid(&row.customer)?),
     )?;
-    Ok(Invoice {
+    let mut invoice = Invoice {
         id: row.id,
         number: row.number,
         sequential_id: row.sequential_id,
@@ -804,13 +941,18 @@ fn complete(conn: &Connection, row: InvoiceRow) -> StoreResult<Invoice> {
         net_payment_term: row.net_payment_term,
         totals: row.totals,
         run: row.run,
-        fees: fees_of(conn, row.seq)?,
+        fees: Vec::new(),
+        applied_taxes: Vec::new(),
+        coupons: coupons_of(conn, row.seq)?,
         grace_until: row.grace_until,
         created_at: row.created_at,
         updated_at: row.updated_at,
         finalized_at: row.finalized_at,
         voided_at: row.voided_at,
-    })
+    };
+    invoice.applied_taxes = applied_taxes(&fees);
+    invoice.fees = fees;
+    Ok(invoice)
 }
 
 /// Reads an invoice with its customer, subscription and fees.
@@ -992,4 +1134,68 @@ fn price_all(
         .into_iter()
         .map(|fee| label_charge_fee(charge, metric, fee))
         .collect())
+}
+
+/// Bills credits bought for a wallet on a `credit` invoice, finalized at once; returns the invoice.
+pub(super) fn credit_invoice(
+    conn: &Connection,
+    org: i64,
+    customer: &Customer,
+    wallet: &tally_core::wallet::Wallet,
+    credits: Decimal,
+    at: Timestamp,
+) -> StoreResult<i64> {
+    let tz = subscriptions::billing_zone(conn, org, &customer.profile)?;
+    let precise = credits * wallet.rate_amount;
+    let amount = tally_core::money::round_fee(precise, wallet.currency);
+    let stamp = now().micros();
+    conn.execute(
+        "INSERT INTO invoices (id, org, customer, subscription, invoice_type, status, payment_status, currency,
+            issuing_date, net_payment_term, fees_amount_cents, total_amount_cents, run, created_at, updated_at)
+         VALUES (?1, ?2, ?3, NULL, 'credit', 'draft', 'pending', ?4, ?5, ?6, ?7, ?7, '{}', ?8, ?8)",
+        params![
+            InvoiceId::generate().0.to_string(),
+            org,
+            customer.id.0.to_string(),
+            wallet.currency.code(),
+            at.to_datetime().with_timezone(&tz).date_naive().to_string(),
+            customer.profile.net_payment_term.unwrap_or(0),
+            amount,
+            stamp
+        ],
+    )?;
+    let invoice = conn.last_insert_rowid();
+    let fee = StoredFee {
+        id: FeeId::generate(),
+        item_code: wallet
+            .code
+            .clone()
+            .unwrap_or_else(|| "prepaid_credits".to_owned()),
+        item_name: wallet
+            .name
+            .clone()
+            .unwrap_or_else(|| "Prepaid credits".to_owned()),
+        invoice_display_name: None,
+        filter_name: None,
+        filter_values: None,
+        pay_in_advance: true,
+        coupons_amount_cents: 0,
+        taxes: Vec::new(),
+        created_at: now(),
+        fee: Fee {
+            kind: FeeKind::Credit,
+            charge_id: None,
+            filter_id: None,
+            units: credits.normalize(),
+            total_aggregated_units: credits.normalize(),
+            events_count: 0,
+            precise_amount: precise.normalize(),
+            amount_cents: amount,
+            period: Period { from: at, to: at },
+            details: Value::Null,
+        },
+    };
+    write_fees(conn, invoice, &[fee])?;
+    number(conn, invoice, at)?;
+    Ok(invoice)
 }

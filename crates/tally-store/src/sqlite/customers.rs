@@ -120,7 +120,11 @@ pub(super) fn upsert(
             )?;
         }
     }
-    get(conn, org, external_id)
+    let customer = get(conn, org, external_id)?;
+    if let Some(codes) = &change.tax_codes {
+        super::taxes::set_links(conn, org, "customer", &customer.id.0.to_string(), codes)?;
+    }
+    Ok(customer)
 }
 
 pub(super) fn delete(

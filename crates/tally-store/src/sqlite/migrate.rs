@@ -26,6 +26,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "invoices",
         include_str!("../../migrations/sqlite/0003_invoices.sql"),
     ),
+    (
+        4,
+        "taxes_coupons",
+        include_str!("../../migrations/sqlite/0004_taxes_coupons.sql"),
+    ),
+    (
+        5,
+        "wallets",
+        include_str!("../../migrations/sqlite/0005_wallets.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

@@ -7,6 +7,7 @@
 mod billable_metrics;
 mod billing;
 mod checkpoint;
+mod coupons;
 mod customers;
 mod events;
 mod keys;
@@ -17,7 +18,9 @@ mod plans;
 mod pool;
 mod rollups;
 mod subscriptions;
+mod taxes;
 mod usage;
+mod wallets;
 mod writer;
 
 use std::collections::HashMap;
@@ -27,6 +30,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tally_core::apikey::{ApiKey, Scope};
+use tally_core::coupon::{AppliedCoupon, Coupon, CouponTerms};
 use tally_core::customer::Customer;
 use tally_core::event::NewEvent;
 use tally_core::id::{ApiKeyId, CustomerId, ExternalId, InvoiceId, OrganizationId, PlanId};
@@ -36,7 +40,9 @@ use tally_core::organization::{Organization, OrganizationPatch};
 use tally_core::page::Page;
 use tally_core::plan::{Plan, PlanDraft};
 use tally_core::subscription::{Subscription, SubscriptionStatus};
+use tally_core::tax::{Tax, TaxTerms};
 use tally_core::time::Timestamp;
+use tally_core::wallet::Wallet;
 
 use crate::error::{StoreError, StoreResult};
 use crate::types::*;
@@ -653,6 +659,243 @@ impl Store for SqliteStore {
         let (customer, subscription) = (customer.to_owned(), subscription.to_owned());
         self.reads
             .read(move |conn| billing::current_usage(conn, seq, &customer, &subscription, now))
+            .await
+    }
+
+    async fn create_tax(&self, org: OrganizationId, terms: TaxTerms) -> StoreResult<Tax> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| taxes::create(ctx.conn, seq, &terms))
+            .await
+    }
+
+    async fn update_tax(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        terms: TaxTerms,
+    ) -> StoreResult<Tax> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| taxes::update(ctx.conn, seq, &code, &terms))
+            .await
+    }
+
+    async fn tax(&self, org: OrganizationId, code: &str) -> StoreResult<Tax> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.reads
+            .read(move |conn| taxes::get(conn, seq, &code))
+            .await
+    }
+
+    async fn list_taxes(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<Tax>> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| taxes::list(conn, seq, page))
+            .await
+    }
+
+    async fn delete_tax(&self, org: OrganizationId, code: &str) -> StoreResult<Tax> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| taxes::delete(ctx.conn, seq, &code))
+            .await
+    }
+
+    async fn set_taxes(
+        &self,
+        org: OrganizationId,
+        owner_kind: &'static str,
+        owner: uuid::Uuid,
+        codes: Vec<String>,
+    ) -> StoreResult<()> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| {
+                taxes::set_links(ctx.conn, seq, owner_kind, &owner.to_string(), &codes)
+            })
+            .await
+    }
+
+    async fn taxes_of(
+        &self,
+        _org: OrganizationId,
+        owner_kind: &'static str,
+        owner: uuid::Uuid,
+    ) -> StoreResult<Vec<Tax>> {
+        self.reads
+            .read(move |conn| {
+                Ok(taxes::of(conn, owner_kind, &owner.to_string())?
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .collect())
+            })
+            .await
+    }
+
+    async fn create_coupon(&self, org: OrganizationId, terms: CouponTerms) -> StoreResult<Coupon> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| coupons::create(ctx.conn, seq, &terms))
+            .await
+    }
+
+    async fn coupon(&self, org: OrganizationId, code: &str) -> StoreResult<Coupon> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.reads
+            .read(move |conn| coupons::get(conn, seq, &code))
+            .await
+    }
+
+    async fn list_coupons(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<Coupon>> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| coupons::list(conn, seq, page))
+            .await
+    }
+
+    async fn terminate_coupon(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        at: Timestamp,
+    ) -> StoreResult<Coupon> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| coupons::terminate(ctx.conn, seq, &code, at))
+            .await
+    }
+
+    async fn apply_coupon(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        customer: &ExternalId,
+        overrides: CouponOverrides,
+        at: Timestamp,
+    ) -> StoreResult<AppliedCoupon> {
+        let seq = self.org_seq(org).await?;
+        let (code, customer) = (code.to_owned(), customer.clone());
+        self.writer
+            .write(1, move |ctx| {
+                coupons::apply(ctx.conn, seq, &code, &customer, &overrides, at)
+            })
+            .await
+    }
+
+    async fn list_applied_coupons(
+        &self,
+        org: OrganizationId,
+        filter: &AppliedCouponFilter,
+        page: Page,
+    ) -> StoreResult<Listed<AppliedCoupon>> {
+        let seq = self.org_seq(org).await?;
+        let filter = filter.clone();
+        self.reads
+            .read(move |conn| coupons::list_applied(conn, seq, &filter, page))
+            .await
+    }
+
+    async fn remove_applied_coupon(
+        &self,
+        org: OrganizationId,
+        customer: &str,
+        id: uuid::Uuid,
+        at: Timestamp,
+    ) -> StoreResult<AppliedCoupon> {
+        let seq = self.org_seq(org).await?;
+        let customer = customer.to_owned();
+        self.writer
+            .write(1, move |ctx| {
+                coupons::remove(ctx.conn, seq, &customer, id, at)
+            })
+            .await
+    }
+
+    async fn create_wallet(
+        &self,
+        org: OrganizationId,
+        request: NewWallet,
+        at: Timestamp,
+    ) -> StoreResult<(Wallet, Vec<WalletTransaction>)> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| wallets::create(ctx.conn, seq, &request, at))
+            .await
+    }
+
+    async fn wallet(&self, org: OrganizationId, id: uuid::Uuid) -> StoreResult<Wallet> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| wallets::get(conn, seq, id))
+            .await
+    }
+
+    async fn list_wallets(
+        &self,
+        org: OrganizationId,
+        customer: &str,
+        page: Page,
+    ) -> StoreResult<Listed<Wallet>> {
+        let seq = self.org_seq(org).await?;
+        let customer = customer.to_owned();
+        self.reads
+            .read(move |conn| wallets::list(conn, seq, &customer, page))
+            .await
+    }
+
+    async fn terminate_wallet(
+        &self,
+        org: OrganizationId,
+        id: uuid::Uuid,
+        at: Timestamp,
+    ) -> StoreResult<Wallet> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| wallets::terminate(ctx.conn, seq, id, at))
+            .await
+    }
+
+    async fn top_up_wallet(
+        &self,
+        org: OrganizationId,
+        id: uuid::Uuid,
+        top_up: TopUp,
+        at: Timestamp,
+    ) -> StoreResult<Vec<WalletTransaction>> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| {
+                wallets::top_up(ctx.conn, seq, id, &top_up, at)
+            })
+            .await
+    }
+
+    async fn wallet_transactions(
+        &self,
+        org: OrganizationId,
+        wallet: uuid::Uuid,
+        page: Page,
+    ) -> StoreResult<Listed<WalletTransaction>> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| wallets::transactions(conn, seq, wallet, page))
+            .await
+    }
+
+    async fn wallet_transaction(
+        &self,
+        org: OrganizationId,
+        id: uuid::Uuid,
+    ) -> StoreResult<WalletTransaction> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| wallets::transaction_by_id(conn, seq, id))
             .await
     }
 

@@ -356,7 +356,11 @@ pub(super) fn create(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreRes
     )?;
     let seq = conn.last_insert_rowid();
     write_charges(conn, seq, &draft.charges, &metrics)?;
-    by_code(conn, org, t.code.as_str())
+    let plan = by_code(conn, org, t.code.as_str())?;
+    if let Some(codes) = &draft.tax_codes {
+        super::taxes::set_links(conn, org, "plan", &plan.id.0.to_string(), codes)?;
+    }
+    Ok(plan)
 }
 
 /// Replaces a plan's fields and charges.
@@ -394,7 +398,11 @@ pub(super) fn update(
         ],
     )?;
     write_charges(conn, seq, &draft.charges, &metrics)?;
-    by_code(conn, org, t.code.as_str())
+    let plan = by_code(conn, org, t.code.as_str())?;
+    if let Some(codes) = &draft.tax_codes {
+        super::taxes::set_links(conn, org, "plan", &plan.id.0.to_string(), codes)?;
+    }
+    Ok(plan)
 }
 
 /// Deletes a plan; subscriptions already on it keep it.

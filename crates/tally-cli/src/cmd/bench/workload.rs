@@ -63,8 +63,8 @@ struct Shape {
     customer: u64,
 }
 
-/// A well-mixed 64-bit value for `seq` (SplitMix64), so neighbouring events differ.
-fn mix(seq: u64) -> u64 {
+/// Returns a well-mixed 64-bit value for `seq` (SplitMix64), so neighbouring events differ.
+pub fn mix(seq: u64) -> u64 {
     let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

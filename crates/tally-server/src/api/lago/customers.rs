@@ -56,16 +56,17 @@ async fn create_customer(
     };
     let mut profile = existing.map(|c| c.profile).unwrap_or_default();
     apply(&mut fields, &mut profile, state.clock.now().micros());
+    let tax_codes = super::taxes::tax_codes(&mut fields);
     let external_id = fields
         .finish(external_id)?
         .ok_or(ApiError::field("external_id", Reason::ValueIsMandatory))?;
+    let change = CustomerChange { profile, tax_codes };
     let customer = state
         .store
-        .upsert_customer(principal.org, external_id, CustomerChange::new(profile))
+        .upsert_customer(principal.org, external_id, change)
         .await?;
-    let org = state.organization(principal.org).await?;
     Ok(Json(
-        json!({"customer": customer_json(&customer, org.timezone)}),
+        json!({"customer": with_taxes(&state, principal, &customer).await?}),
     ))
 }
 
@@ -113,10 +114,25 @@ async fn get_customer(
     let id = ExternalId::parse("external_customer_id", &external_id)
         .map_err(|_| ApiError::NotFound("customer"))?;
     let customer = state.store.customer(principal.org, &id).await?;
-    let org = state.organization(principal.org).await?;
     Ok(Json(
-        json!({"customer": customer_json(&customer, org.timezone)}),
+        json!({"customer": with_taxes(&state, principal, &customer).await?}),
     ))
+}
+
+/// Renders a customer with the taxes it carries.
+async fn with_taxes(
+    state: &AppState,
+    principal: Principal,
+    customer: &Customer,
+) -> Result<Value, ApiError> {
+    let org = state.organization(principal.org).await?;
+    let mut object = customer_json(customer, org.timezone);
+    let taxes = state
+        .store
+        .taxes_of(principal.org, "customer", customer.id.0)
+        .await?;
+    object["taxes"] = Value::Array(taxes.iter().map(super::taxes::tax_json).collect());
+    Ok(object)
 }
 
 /// Deletes a customer and answers with it as it was.

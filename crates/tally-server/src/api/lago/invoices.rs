@@ -1,6 +1,8 @@
 //! Lago invoices: `GET /invoices`, `GET|PUT /invoices/{lago_id}`, `PUT|POST /invoices/{lago_id}/finalize`,
-//! `PUT|POST /invoices/{lago_id}/refresh`, `POST /invoices/{lago_id}/void`. Invoices are made by the
-//! billing clock; a draft is recomputed until finalized, then frozen.
+//! `PUT|POST /invoices/{lago_id}/refresh`, `POST /invoices/{lago_id}/void`,
+//! `POST /invoices/{lago_id}/download`. Invoices are made by the billing clock; a draft is recomputed
+//! until finalized, then frozen. Every answer about a finalized or voided invoice carries a fresh
+//! signed `file_url` (see [`crate::api::invoice_files`]).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -21,6 +23,7 @@ use utoipa_axum::routes;
 use super::customers::{customer_json, meta_json};
 use super::subscriptions::subscription_summary;
 use crate::api::fields::{Fields, parse_body, root};
+use crate::api::invoice_files::DocumentLinks;
 use crate::api::query::QueryPairs;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -52,6 +55,7 @@ fn invoice_id(text: &str) -> Result<InvoiceId, ApiError> {
 async fn list_invoices(
     State(state): State<AppState>,
     principal: Principal,
+    links: DocumentLinks,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let query = QueryPairs::parse(raw.as_deref())?;
@@ -84,7 +88,11 @@ async fn list_invoices(
     let invoices: Vec<Value> = listed
         .items
         .iter()
-        .map(|i| invoice_json(i, false))
+        .map(|i| {
+            let mut object = invoice_json(i, false);
+            links.attach(&mut object, i);
+            object
+        })
         .collect();
     Ok(Json(
         json!({"invoices": invoices, "meta": meta_json(PageMeta::new(page, listed.total))}),
@@ -105,10 +113,18 @@ async fn create_invoice(_principal: Principal) -> ApiError {
 async fn get_invoice(
     State(state): State<AppState>,
     principal: Principal,
+    links: DocumentLinks,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let invoice = state.store.invoice(principal.org, invoice_id(&id)?).await?;
-    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+    Ok(answer(&invoice, &links))
+}
+
+/// Answers `{"invoice": {…}}` with the fees and a fresh `file_url`.
+fn answer(invoice: &Invoice, links: &DocumentLinks) -> Json<Value> {
+    let mut object = invoice_json(invoice, true);
+    links.attach(&mut object, invoice);
+    Json(json!({ "invoice": object }))
 }
 
 /// Sets an invoice's `payment_status` (pending, succeeded, failed).
@@ -119,6 +135,7 @@ async fn get_invoice(
 async fn update_invoice(
     State(state): State<AppState>,
     principal: Principal,
+    links: DocumentLinks,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -142,19 +159,20 @@ async fn update_invoice(
         }
         None => state.store.invoice(principal.org, id).await?,
     };
-    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+    Ok(answer(&invoice, &links))
 }
 
 async fn finalize(
     state: AppState,
     principal: Principal,
+    links: DocumentLinks,
     id: String,
 ) -> Result<Json<Value>, ApiError> {
     let invoice = state
         .store
         .finalize_invoice(principal.org, invoice_id(&id)?, state.clock.now())
         .await?;
-    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+    Ok(answer(&invoice, &links))
 }
 
 /// Finalizes a draft now: recomputed, then frozen and numbered.
@@ -164,9 +182,10 @@ async fn finalize(
 async fn finalize_put(
     State(state): State<AppState>,
     principal: Principal,
+    links: DocumentLinks,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    finalize(state, principal, id).await
+    finalize(state, principal, links, id).await
 }
 
 /// Finalizes a draft now (the same as `PUT`).
@@ -176,21 +195,23 @@ async fn finalize_put(
 async fn finalize_post(
     State(state): State<AppState>,
     principal: Principal,
+    links: DocumentLinks,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    finalize(state, principal, id).await
+    finalize(state, principal, links, id).await
 }
 
 async fn refresh(
     state: AppState,
     principal: Principal,
+    links: DocumentLinks,
     id: String,
 ) -> Result<Json<Value>, ApiError> {
     let invoice = state
         .store
         .refresh_invoice(principal.org, invoice_id(&id)?)
         .await?;
-    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+    Ok(answer(&invoice, &links))
 }
 
 /// Recomputes a draft from current usage.
@@ -200,9 +221,10 @@ async fn refresh(
 async fn refresh_put(
     State(state): State<AppState>,
     principal: Principal,
+    links: DocumentLinks,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    refresh(state, principal, id).await
+    refresh(state, principal, links, id).await
 }
 
 /// Recomputes a draft from current usage (the same as `PUT`).
@@ -212,9 +234,10 @@ async fn refresh_put(
 async fn refresh_post(
     State(state): State<AppState>,
     principal: Principal,
+    links: DocumentLinks,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    refresh(state, principal, id).await
+    refresh(state, principal, links, id).await
 }
 
 /// Voids a finalized invoice; it keeps its number.
@@ -224,23 +247,34 @@ async fn refresh_post(
 async fn void_invoice(
     State(state): State<AppState>,
     principal: Principal,
+    links: DocumentLinks,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let invoice = state
         .store
         .void_invoice(principal.org, invoice_id(&id)?, state.clock.now())
         .await?;
-    Ok(Json(json!({"invoice": invoice_json(&invoice, true)})))
+    Ok(answer(&invoice, &links))
 }
 
-/// Invoice PDFs are not built yet.
+/// Answers the invoice with a signed `file_url` to its PDF at once (Lago answers an empty body until
+/// its renderer has run); tally renders the document when the link is fetched. Drafts have no
+/// document: 405 `is_draft`, as in Lago.
 #[utoipa::path(post, path = "/api/v1/invoices/{lago_id}/download", tag = "invoices",
     params(("lago_id" = String, Path)),
-    responses((status = 501, description = "PDF rendering is not built yet")))]
-async fn download_invoice(_principal: Principal, Path(_id): Path<String>) -> ApiError {
-    ApiError::NotImplemented(
-        "invoice PDFs are not built yet; GET /api/v1/invoices/{lago_id} has every line".into(),
-    )
+    responses((status = 200, description = "`{\"invoice\": {…, \"file_url\": \"https://…/file.pdf?…\"}}`"),
+        (status = 404, description = "`invoice_not_found`"), (status = 405, description = "`is_draft`")))]
+async fn download_invoice(
+    State(state): State<AppState>,
+    principal: Principal,
+    links: DocumentLinks,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let invoice = state.store.invoice(principal.org, invoice_id(&id)?).await?;
+    if invoice.status == InvoiceStatus::Draft {
+        return Err(ApiError::NotAllowed("is_draft"));
+    }
+    Ok(answer(&invoice, &links))
 }
 
 fn date_time(at: Timestamp) -> String {
@@ -250,6 +284,16 @@ fn date_time(at: Timestamp) -> String {
 /// Renders a fee in Lago's shape.
 pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
     let f = &stored.fee;
+    let fee_taxes: i64 = stored.taxes.iter().map(|t| t.amount_cents).sum();
+    let tax_rate = stored
+        .taxes
+        .iter()
+        .map(|t| t.rate)
+        .sum::<rust_decimal::Decimal>()
+        .normalize()
+        .to_string()
+        .parse::<serde_json::Number>()
+        .map_or(Value::Null, Value::Number);
     let currency = invoice.currency.code();
     let subscription = invoice.subscription.as_ref();
     let (item_type, lago_item_id) = match f.kind {
@@ -257,6 +301,7 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
         FeeKind::Charge | FeeKind::Commitment => {
             ("BillableMetric", f.charge_id.map(|c| json!(c.0)))
         }
+        FeeKind::Credit => ("WalletTransaction", None),
     };
     json!({
         "lago_id": stored.id.0,
@@ -288,18 +333,18 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
         "amount_currency": currency,
         "precise_amount": dec_string(f.precise_amount),
         "precise_total_amount": dec_string(f.precise_amount),
-        "taxes_amount_cents": 0,
-        "taxes_precise_amount": "0",
-        "taxes_rate": 0,
-        "total_amount_cents": f.amount_cents,
+        "taxes_amount_cents": fee_taxes,
+        "taxes_precise_amount": fee_taxes.to_string(),
+        "taxes_rate": tax_rate,
+        "total_amount_cents": f.amount_cents - stored.coupons_amount_cents + fee_taxes,
         "total_amount_currency": currency,
         "units": dec_string(f.units),
         "total_aggregated_units": dec_string(f.total_aggregated_units),
         "precise_unit_amount": dec_string(f.precise_unit_amount()),
         "events_count": f.events_count,
         "description": null,
-        "precise_coupons_amount_cents": "0",
-        "sub_total_excluding_taxes_amount_cents": f.amount_cents,
+        "precise_coupons_amount_cents": stored.coupons_amount_cents.to_string(),
+        "sub_total_excluding_taxes_amount_cents": f.amount_cents - stored.coupons_amount_cents,
         "sub_total_excluding_taxes_precise_amount_cents": dec_string(f.precise_amount * rust_decimal::Decimal::from(10_i64.pow(invoice.currency.exponent()))),
         "payment_status": invoice.payment_status.name(),
         "created_at": date_time(stored.created_at),
@@ -313,15 +358,35 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
         "self_billed": false,
         "pricing_unit_details": null,
         "presentation_breakdowns": [],
-        "applied_taxes": [],
+        "applied_taxes": stored.taxes.iter().map(|t| applied_tax_json(invoice, t)).collect::<Vec<_>>(),
+    })
+}
+
+/// Renders a tax applied to a fee or an invoice.
+fn applied_tax_json(invoice: &Invoice, tax: &tally_store::FeeTax) -> Value {
+    let rate = tax
+        .rate
+        .normalize()
+        .to_string()
+        .parse::<serde_json::Number>()
+        .map_or(Value::Null, Value::Number);
+    json!({
+        "lago_id": tax.tax_id,
+        "lago_tax_id": tax.tax_id,
+        "lago_invoice_id": invoice.id.0,
+        "tax_name": tax.name,
+        "tax_code": tax.code,
+        "tax_rate": rate,
+        "tax_description": null,
+        "amount_cents": tax.amount_cents,
+        "amount_currency": invoice.currency.code(),
+        "created_at": date_time(invoice.created_at),
     })
 }
 
 /// Renders an invoice in Lago's shape; `with_fees` adds its lines (single-invoice answers).
 pub fn invoice_json(invoice: &Invoice, with_fees: bool) -> Value {
     let t = &invoice.totals;
-    let run = &invoice.run;
-    let charges = run.charges.unwrap_or(run.subscription_period);
     let due = invoice
         .issuing_date
         .checked_add_days(Days::new(
@@ -332,7 +397,9 @@ pub fn invoice_json(invoice: &Invoice, with_fees: bool) -> Value {
     let billing_periods: Vec<Value> = invoice
         .subscription
         .iter()
-        .map(|s| {
+        .zip(&invoice.run)
+        .map(|(s, run)| {
+            let charges = run.charges.unwrap_or(run.subscription_period);
             json!({
                 "lago_subscription_id": s.id.0,
                 "external_subscription_id": s.external_id.as_str(),
@@ -386,9 +453,16 @@ pub fn invoice_json(invoice: &Invoice, with_fees: bool) -> Value {
         "customer": customer_json(&invoice.customer, invoice.timezone),
         "subscriptions": invoice.subscription.iter().map(subscription_summary).collect::<Vec<_>>(),
         "billing_periods": billing_periods,
-        "credits": [],
+        "credits": invoice.coupons.iter().map(|c| json!({
+            "lago_id": c.applied_coupon_id,
+            "amount_cents": c.amount_cents,
+            "amount_currency": invoice.currency.code(),
+            "before_taxes": true,
+            "item": {"lago_item_id": c.applied_coupon_id, "type": "coupon", "code": c.code, "name": c.name},
+            "invoice": {"lago_id": invoice.id.0, "payment_status": invoice.payment_status.name()},
+        })).collect::<Vec<_>>(),
         "metadata": [],
-        "applied_taxes": [],
+        "applied_taxes": invoice.applied_taxes.iter().map(|t| applied_tax_json(invoice, t)).collect::<Vec<_>>(),
         "applied_usage_thresholds": [],
         "error_details": [],
     });

@@ -1,10 +1,13 @@
 //! Lago v1 REST routes.
 
 pub mod billable_metrics;
+pub mod coupons;
 pub mod customers;
 pub mod events;
 pub mod invoices;
 pub mod organizations;
 pub mod plans;
 pub mod subscriptions;
+pub mod taxes;
 pub mod usage;
+pub mod wallets;

@@ -48,7 +48,9 @@ async fn create_plan(
     let draft = read_plan(&state, principal, &mut fields, None).await?;
     let draft = fields.finish(draft)?;
     let plan = state.store.create_plan(principal.org, draft).await?;
-    Ok(Json(json!({"plan": plan_json(&plan)})))
+    Ok(Json(
+        json!({"plan": with_taxes(&state, principal, &plan).await?}),
+    ))
 }
 
 /// Lists plans, oldest first.
@@ -78,7 +80,9 @@ async fn get_plan(
     Path(code): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let plan = state.store.plan(principal.org, &code).await?;
-    Ok(Json(json!({"plan": plan_json(&plan)})))
+    Ok(Json(
+        json!({"plan": with_taxes(&state, principal, &plan).await?}),
+    ))
 }
 
 /// Changes a plan; the fields sent change, and `charges`, when sent, replaces the list.
@@ -98,7 +102,9 @@ async fn update_plan(
     let draft = read_plan(&state, principal, &mut fields, Some(&existing)).await?;
     let draft = fields.finish(draft)?;
     let plan = state.store.update_plan(principal.org, &code, draft).await?;
-    Ok(Json(json!({"plan": plan_json(&plan)})))
+    Ok(Json(
+        json!({"plan": with_taxes(&state, principal, &plan).await?}),
+    ))
 }
 
 /// Deletes a plan; subscriptions already on it keep running on it.
@@ -114,6 +120,21 @@ async fn delete_plan(
     let mut answer = plan_json(&plan);
     answer["pending_deletion"] = json!(false);
     Ok(Json(json!({"plan": answer})))
+}
+
+/// Renders a plan with the taxes it carries.
+async fn with_taxes(
+    state: &AppState,
+    principal: Principal,
+    plan: &Plan,
+) -> Result<Value, ApiError> {
+    let mut object = plan_json(plan);
+    let taxes = state
+        .store
+        .taxes_of(principal.org, "plan", plan.id.0)
+        .await?;
+    object["taxes"] = Value::Array(taxes.iter().map(super::taxes::tax_json).collect());
+    Ok(object)
 }
 
 /// Reads a plan object, on top of an existing plan for updates.
@@ -250,7 +271,12 @@ async fn read_plan(
         },
         _ => return Err(ApiError::Validation(std::mem::take(&mut fields.errors))),
     };
-    Ok(PlanDraft { terms, charges })
+    let tax_codes = super::taxes::tax_codes(fields);
+    Ok(PlanDraft {
+        terms,
+        charges,
+        tax_codes,
+    })
 }
 
 /// Turns a stored charge back into a draft that keeps it as it is.

@@ -383,6 +383,40 @@ pub trait Store: Send + Sync + 'static {
         id: uuid::Uuid,
     ) -> StoreResult<WalletTransaction>;
 
+    /// Issues a credit note on a finalized invoice.
+    async fn create_credit_note(
+        &self,
+        org: OrganizationId,
+        request: NewCreditNote,
+        at: Timestamp,
+    ) -> StoreResult<CreditNote>;
+
+    /// Works out a credit note's amounts without issuing it.
+    async fn estimate_credit_note(
+        &self,
+        org: OrganizationId,
+        request: NewCreditNote,
+    ) -> StoreResult<CreditNoteEstimate>;
+
+    /// Reads a credit note.
+    async fn credit_note(&self, org: OrganizationId, id: uuid::Uuid) -> StoreResult<CreditNote>;
+
+    /// Lists credit notes, newest first, optionally of one customer (external id).
+    async fn list_credit_notes(
+        &self,
+        org: OrganizationId,
+        customer: Option<&str>,
+        page: Page,
+    ) -> StoreResult<Listed<CreditNote>>;
+
+    /// Voids what is left of a credit note's credit.
+    async fn void_credit_note(
+        &self,
+        org: OrganizationId,
+        id: uuid::Uuid,
+        at: Timestamp,
+    ) -> StoreResult<CreditNote>;
+
     /// Records events durably. Returns one outcome per event, in order, once committed. With
     /// [`Atomicity::AllOrNothing`], a conflict anywhere stores nothing.
     async fn record_events(

@@ -326,6 +326,9 @@ pub struct Invoice {
     pub applied_taxes: Vec<FeeTax>,
     /// Coupons used (recorded at finalization).
     pub coupons: Vec<InvoiceCoupon>,
+    /// Credit notes whose credit this invoice spent (recorded at finalization; `code` is the note's
+    /// number).
+    pub credit_notes: Vec<InvoiceCoupon>,
     /// A draft is finalized at this instant.
     pub grace_until: Option<Timestamp>,
     /// When it was created.
@@ -450,4 +453,94 @@ pub struct WalletTransaction {
     pub created_at: Timestamp,
     /// When it settled.
     pub settled_at: Option<Timestamp>,
+}
+
+/// A request to credit or refund part of a finalized invoice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCreditNote {
+    /// The invoice.
+    pub invoice_id: tally_core::id::InvoiceId,
+    /// Why (`duplicated_charge`, `product_unsatisfactory`, `order_change`, `order_cancellation`,
+    /// `fraudulent_charge`, `other`).
+    pub reason: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Fees credited and by how much (minor units, before taxes).
+    pub items: Vec<(uuid::Uuid, i64)>,
+    /// Part of the total kept as credit for later invoices.
+    pub credit_amount_cents: Option<i64>,
+    /// Part of the total paid back.
+    pub refund_amount_cents: Option<i64>,
+}
+
+/// What a credit note request would credit, worked out without writing anything.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditNoteEstimate {
+    /// The invoice.
+    pub invoice_id: uuid::Uuid,
+    /// Its number.
+    pub invoice_number: String,
+    /// Its currency.
+    pub currency: tally_core::currency::Currency,
+    /// Items before taxes.
+    pub sub_total_excluding_taxes_amount_cents: i64,
+    /// Taxes on the items, at each fee's rates.
+    pub taxes_amount_cents: i64,
+    /// Items plus taxes.
+    pub total_amount_cents: i64,
+    /// At most this much may be kept as credit.
+    pub max_creditable_amount_cents: i64,
+    /// At most this much may be refunded (nothing until the invoice is paid).
+    pub max_refundable_amount_cents: i64,
+    /// Fees credited: (fee id, minor units).
+    pub items: Vec<(uuid::Uuid, i64)>,
+}
+
+/// A credit note as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditNote {
+    /// Its id (`lago_id`).
+    pub id: uuid::Uuid,
+    /// `<invoice number>-CN<n>`.
+    pub number: String,
+    /// The n-th credit note of its invoice.
+    pub sequential_id: i64,
+    /// The invoice credited.
+    pub invoice_id: uuid::Uuid,
+    /// That invoice's number.
+    pub invoice_number: String,
+    /// The customer's id.
+    pub customer_id: uuid::Uuid,
+    /// The customer's external id.
+    pub external_customer_id: String,
+    /// Why.
+    pub reason: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Currency.
+    pub currency: tally_core::currency::Currency,
+    /// Items before taxes.
+    pub sub_total_excluding_taxes_amount_cents: i64,
+    /// Taxes on the items.
+    pub taxes_amount_cents: i64,
+    /// Items plus taxes.
+    pub total_amount_cents: i64,
+    /// Kept as credit.
+    pub credit_amount_cents: i64,
+    /// Paid back.
+    pub refund_amount_cents: i64,
+    /// Credit not spent yet.
+    pub balance_amount_cents: i64,
+    /// `available`, `consumed` or `voided` (none without credit).
+    pub credit_status: Option<String>,
+    /// `pending` (none without refund).
+    pub refund_status: Option<String>,
+    /// Fees credited: (fee id, minor units).
+    pub items: Vec<(uuid::Uuid, i64)>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When it was voided.
+    pub voided_at: Option<Timestamp>,
 }

@@ -44,6 +44,7 @@ pub const BULK_BODY_LIMIT: usize = 64 * 1024 * 1024;
         (name = "taxes", description = "Lago taxes"),
         (name = "coupons", description = "Lago coupons and applied coupons"),
         (name = "wallets", description = "Lago wallets of prepaid credits"),
+        (name = "credit_notes", description = "Lago credit notes on finalized invoices"),
         (name = "clock", description = "The simulated billing clock (tally serve --clock simulated)")
     )
 )]
@@ -75,6 +76,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(lago::taxes::router())
         .merge(lago::coupons::router())
         .merge(lago::wallets::router())
+        .merge(lago::credit_notes::router())
         .merge(clock::router())
         .merge(lago::events::router())
         .merge(openmeter::meters::router())
@@ -85,13 +87,13 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// Lago resources of the billing half, planned but not built yet: they answer 501 with a message
 /// rather than a misleading 404.
-const NOT_BUILT: [&str; 4] = ["fees", "add_ons", "credit_notes", "webhook_endpoints"];
+const NOT_BUILT: [&str; 3] = ["fees", "add_ons", "webhook_endpoints"];
 
 fn not_built_routes() -> Router<AppState> {
     let answer = |what: &'static str| {
         move || async move {
             ApiError::NotImplemented(format!(
-                "{what} are not built yet: tally meters usage today; billing (plans, subscriptions, invoices, taxes, coupons, wallets, credit notes, webhooks) comes next"
+                "{what} are not built yet (the README lists what is not built)"
             ))
         }
     };

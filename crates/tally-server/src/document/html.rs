@@ -102,12 +102,17 @@ pub fn render(doc: &InvoiceDocument) -> String {
             let _ = write!(
                 html,
                 "<dt class=\"total\">{} ({})</dt><dd class=\"total\">{}</dd>",
-                e(row.label),
+                e(&row.label),
                 e(&doc.currency),
                 e(&row.amount)
             );
         } else {
-            let _ = write!(html, "<dt>{}</dt><dd>{}</dd>", e(row.label), e(&row.amount));
+            let _ = write!(
+                html,
+                "<dt>{}</dt><dd>{}</dd>",
+                e(&row.label),
+                e(&row.amount)
+            );
         }
     }
     let _ = write!(

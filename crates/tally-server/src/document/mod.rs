@@ -65,8 +65,8 @@ pub struct DocumentLine {
 /// One row of the totals chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotalRow {
-    /// What the row is (`Subtotal`, `Taxes`…).
-    pub label: &'static str,
+    /// What the row is (`Subtotal`, `VAT (20%)`, `Coupon Spring`…).
+    pub label: String,
     /// The amount, with a leading `-` for deductions.
     pub amount: String,
     /// Whether the row is the total.
@@ -123,28 +123,6 @@ impl InvoiceDocument {
             ("Payment due date", date(due)),
             ("Currency", currency.code().to_owned()),
         ];
-        let t = &invoice.totals;
-        let minus = |minor: i64| format_amount(minor.saturating_neg(), currency);
-        let totals = vec![
-            row("Subtotal", format_amount(t.fees_amount_cents, currency)),
-            row("Coupons", minus(t.coupons_amount_cents)),
-            row(
-                "Subtotal excluding taxes",
-                format_amount(t.sub_total_excluding_taxes_amount_cents, currency),
-            ),
-            row("Taxes", format_amount(t.taxes_amount_cents, currency)),
-            row(
-                "Subtotal including taxes",
-                format_amount(t.sub_total_including_taxes_amount_cents, currency),
-            ),
-            row("Credit notes", minus(t.credit_notes_amount_cents)),
-            row("Prepaid credits", minus(t.prepaid_credit_amount_cents)),
-            TotalRow {
-                label: "Total",
-                amount: format_amount(t.total_amount_cents, currency),
-                total: true,
-            },
-        ];
         InvoiceDocument {
             issuer: issuer.to_owned(),
             number,
@@ -158,7 +136,7 @@ impl InvoiceDocument {
                 .iter()
                 .map(|f| fee_line(f, currency, tz))
                 .collect(),
-            totals,
+            totals: total_rows(invoice),
             reference: invoice.id.0.to_string(),
         }
     }
@@ -188,12 +166,60 @@ impl InvoiceDocument {
     }
 }
 
-fn row(label: &'static str, amount: String) -> TotalRow {
+fn row(label: impl Into<String>, amount: String) -> TotalRow {
     TotalRow {
-        label,
+        label: label.into(),
         amount,
         total: false,
     }
+}
+
+/// The totals chain of COMPAT §2.7, with one row per coupon and per tax when the invoice itemizes
+/// them (and the items add up to the total), else one row each.
+fn total_rows(invoice: &Invoice) -> Vec<TotalRow> {
+    let currency = invoice.currency;
+    let t = &invoice.totals;
+    let amount = |minor: i64| format_amount(minor, currency);
+    let minus = |minor: i64| format_amount(minor.saturating_neg(), currency);
+    let mut rows = vec![row("Subtotal", amount(t.fees_amount_cents))];
+    let coupons: i64 = invoice.coupons.iter().map(|c| c.amount_cents).sum();
+    if !invoice.coupons.is_empty() && coupons == t.coupons_amount_cents {
+        rows.extend(
+            invoice
+                .coupons
+                .iter()
+                .map(|c| row(format!("Coupon {}", c.name), minus(c.amount_cents))),
+        );
+    } else {
+        rows.push(row("Coupons", minus(t.coupons_amount_cents)));
+    }
+    rows.push(row(
+        "Subtotal excluding taxes",
+        amount(t.sub_total_excluding_taxes_amount_cents),
+    ));
+    let taxes: i64 = invoice.applied_taxes.iter().map(|t| t.amount_cents).sum();
+    if !invoice.applied_taxes.is_empty() && taxes == t.taxes_amount_cents {
+        rows.extend(invoice.applied_taxes.iter().map(|tax| {
+            row(
+                format!("{} ({}%)", tax.name, tax.rate.normalize()),
+                amount(tax.amount_cents),
+            )
+        }));
+    } else {
+        rows.push(row("Taxes", amount(t.taxes_amount_cents)));
+    }
+    rows.push(row(
+        "Subtotal including taxes",
+        amount(t.sub_total_including_taxes_amount_cents),
+    ));
+    rows.push(row("Credit notes", minus(t.credit_notes_amount_cents)));
+    rows.push(row("Prepaid credits", minus(t.prepaid_credit_amount_cents)));
+    rows.push(TotalRow {
+        label: "Total".into(),
+        amount: amount(t.total_amount_cents),
+        total: true,
+    });
+    rows
 }
 
 fn date(day: NaiveDate) -> String {

@@ -248,8 +248,8 @@ fn totals(layout: &mut Layout, doc: &InvoiceDocument) {
                 label_left,
                 layout.y,
                 (Face::Regular, 10.0, MUTED),
-                row.label,
-                150.0,
+                &row.label,
+                155.0,
             );
             layout.text_right(AMOUNT_RIGHT - 6.0, layout.y, BODY, &row.amount);
         }
@@ -369,7 +369,7 @@ mod tests {
                 })
                 .collect(),
             totals: vec![TotalRow {
-                label: "Total",
+                label: "Total".into(),
                 amount: format!("{lines}.000"),
                 total: true,
             }],

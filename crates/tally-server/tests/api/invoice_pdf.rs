@@ -372,3 +372,68 @@ async fn links_start_with_the_public_url_and_are_signed_with_the_configured_secr
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_document_itemizes_coupons_and_taxes() {
+    let app = spawn_simulated("2026-03-01T00:00:00Z").await;
+    for (path, body) in [
+        (
+            "/api/v1/taxes",
+            json!({"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": true}}),
+        ),
+        (
+            "/api/v1/plans",
+            json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
+            "amount_cents": 10000, "amount_currency": "USD", "pay_in_advance": false}}),
+        ),
+        (
+            "/api/v1/customers",
+            json!({"customer": {"external_id": "acme"}}),
+        ),
+        (
+            "/api/v1/coupons",
+            json!({"coupon": {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount",
+            "amount_cents": 2500, "amount_currency": "USD", "frequency": "once", "expiration": "no_expiration"}}),
+        ),
+        (
+            "/api/v1/applied_coupons",
+            json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "welcome"}}),
+        ),
+        (
+            "/api/v1/subscriptions",
+            json!({"subscription": {"external_customer_id": "acme", "plan_code": "basic", "external_id": "sub"}}),
+        ),
+    ] {
+        app.post_json(path, &body, &app.admin_key)
+            .await
+            .assert_status(200);
+    }
+    let created = app.advance("2026-04-01T00:00:00Z").await;
+    assert_eq!(created.len(), 1);
+    let invoice = download(&app, &created[0]).await;
+    // 100.00 − 25.00 = 75.00; 20 % VAT = 15.00; 90.00.
+    assert_eq!(invoice["total_amount_cents"], 9000);
+    let (status, _, pdf) = fetch(&app, &url(&invoice, "file_url")).await;
+    assert_eq!(status, 200);
+    let text = pdf_text(&pdf);
+    let (status, _, html) = fetch(&app, &url(&invoice, "html_url")).await;
+    assert_eq!(status, 200);
+    let html = String::from_utf8(html).expect("utf-8");
+    for expected in [
+        "Subtotal",
+        "100.00",
+        "Coupon Welcome",
+        "-25.00",
+        "75.00",
+        "VAT (20%)",
+        "15.00",
+        "90.00",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} not in the PDF:\n{text}"
+        );
+        assert!(html.contains(expected), "{expected:?} not in the HTML");
+    }
+    app.shutdown().await;
+}

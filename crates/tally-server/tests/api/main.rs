@@ -10,6 +10,7 @@ mod billing;
 mod bulk;
 mod case;
 mod cloudevents;
+mod credit_notes;
 mod customers;
 mod events;
 mod golden;

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_simulated};
 
 /// Every route tally serves under `/api/v1`, written by hand.
-const ROUTES: [(&str, &str); 65] = [
+const ROUTES: [(&str, &str); 70] = [
     ("post", "/api/v1/customers"),
     ("get", "/api/v1/customers"),
     ("get", "/api/v1/customers/{external_customer_id}"),
@@ -61,6 +61,11 @@ const ROUTES: [(&str, &str); 65] = [
     ("post", "/api/v1/wallet_transactions"),
     ("get", "/api/v1/wallets/{lago_id}/wallet_transactions"),
     ("get", "/api/v1/wallet_transactions/{lago_id}"),
+    ("post", "/api/v1/credit_notes"),
+    ("get", "/api/v1/credit_notes"),
+    ("post", "/api/v1/credit_notes/estimate"),
+    ("get", "/api/v1/credit_notes/{lago_id}"),
+    ("put", "/api/v1/credit_notes/{lago_id}/void"),
     ("post", "/api/v1/taxes"),
     ("get", "/api/v1/taxes"),
     ("get", "/api/v1/taxes/{code}"),

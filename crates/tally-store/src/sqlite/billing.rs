@@ -30,7 +30,9 @@ use super::listing::Filtered;
 use super::now;
 use super::orgs::parse_uuid;
 use super::usage::{self, Scope};
-use super::{billable_metrics, coupons, customers, plans, subscriptions, taxes, wallets};
+use super::{
+    billable_metrics, coupons, credit_notes, customers, plans, subscriptions, taxes, wallets,
+};
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
     ChargeUsageLine, CurrentUsage, FeeTax, Invoice, InvoiceCoupon, InvoiceFilter, Listed, Metric,
@@ -498,9 +500,16 @@ fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> Sto
                 coupons::consume(conn, invoice, *seq, applied, *used, at)?;
             }
         }
+        let notes = credit_notes::available_for(conn, &customer, currency)?;
+        let note_balances: Vec<i64> = notes.iter().map(|(_, balance)| *balance).collect();
         let wallets = wallets::active_for(conn, &customer, currency, at)?;
         let balances: Vec<i64> = wallets.iter().map(|(_, w)| w.balance_cents()).collect();
-        let (_, spent) = apply_credits(&mut totals, &[], &balances);
+        let (from_notes, spent) = apply_credits(&mut totals, &note_balances, &balances);
+        for ((note, _), amount) in notes.iter().zip(from_notes) {
+            if amount > 0 {
+                credit_notes::spend(conn, *note, invoice, amount)?;
+            }
+        }
         for ((seq, wallet), cents) in wallets.iter().zip(spent) {
             if cents > 0 {
                 wallets::spend(conn, *seq, wallet, cents, invoice, at)?;
@@ -897,6 +906,24 @@ fn applied_taxes(fees: &[StoredFee]) -> Vec<FeeTax> {
     out
 }
 
+fn credit_notes_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<InvoiceCoupon>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.id, n.number, ic.amount_cents FROM invoice_credit_notes ic JOIN credit_notes n ON n.seq = ic.credit_note
+         WHERE ic.invoice = ?1 ORDER BY n.seq",
+    )?;
+    let notes = stmt
+        .query_map([invoice], |row| {
+            Ok(InvoiceCoupon {
+                applied_coupon_id: parse_uuid(&row.get::<_, String>(0)?)?,
+                code: row.get(1)?,
+                name: "Credit note".to_owned(),
+                amount_cents: row.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(notes)
+}
+
 fn coupons_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<InvoiceCoupon>> {
     let mut stmt = conn.prepare_cached(
         "SELECT a.id, c.code, c.name, ic.amount_cents FROM invoice_coupons ic
@@ -944,6 +971,7 @@ fn complete(conn: &Connection, row: InvoiceRow) -> StoreResult<Invoice> {
         fees: Vec::new(),
         applied_taxes: Vec::new(),
         coupons: coupons_of(conn, row.seq)?,
+        credit_notes: credit_notes_of(conn, row.seq)?,
         grace_until: row.grace_until,
         created_at: row.created_at,
         updated_at: row.updated_at,

@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "wallets",
         include_str!("../../migrations/sqlite/0005_wallets.sql"),
     ),
+    (
+        6,
+        "credit_notes",
+        include_str!("../../migrations/sqlite/0006_credit_notes.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

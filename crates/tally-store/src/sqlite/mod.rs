@@ -8,6 +8,7 @@ mod billable_metrics;
 mod billing;
 mod checkpoint;
 mod coupons;
+mod credit_notes;
 mod customers;
 mod events;
 mod keys;
@@ -896,6 +897,63 @@ impl Store for SqliteStore {
         let seq = self.org_seq(org).await?;
         self.reads
             .read(move |conn| wallets::transaction_by_id(conn, seq, id))
+            .await
+    }
+
+    async fn create_credit_note(
+        &self,
+        org: OrganizationId,
+        request: NewCreditNote,
+        at: Timestamp,
+    ) -> StoreResult<CreditNote> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| {
+                credit_notes::create(ctx.conn, seq, &request, at)
+            })
+            .await
+    }
+
+    async fn estimate_credit_note(
+        &self,
+        org: OrganizationId,
+        request: NewCreditNote,
+    ) -> StoreResult<CreditNoteEstimate> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| credit_notes::estimate(conn, seq, &request))
+            .await
+    }
+
+    async fn credit_note(&self, org: OrganizationId, id: uuid::Uuid) -> StoreResult<CreditNote> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| credit_notes::get(conn, seq, id))
+            .await
+    }
+
+    async fn list_credit_notes(
+        &self,
+        org: OrganizationId,
+        customer: Option<&str>,
+        page: Page,
+    ) -> StoreResult<Listed<CreditNote>> {
+        let seq = self.org_seq(org).await?;
+        let customer = customer.map(str::to_owned);
+        self.reads
+            .read(move |conn| credit_notes::list(conn, seq, customer.as_deref(), page))
+            .await
+    }
+
+    async fn void_credit_note(
+        &self,
+        org: OrganizationId,
+        id: uuid::Uuid,
+        at: Timestamp,
+    ) -> StoreResult<CreditNote> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| credit_notes::void(ctx.conn, seq, id, at))
             .await
     }
 

@@ -2,6 +2,7 @@
 
 pub mod billable_metrics;
 pub mod coupons;
+pub mod credit_notes;
 pub mod customers;
 pub mod events;
 pub mod invoices;

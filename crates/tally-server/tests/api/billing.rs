@@ -202,8 +202,14 @@ async fn a_customer_lives_through_the_billing_clock() {
     assert_eq!(fee(&april, "api_calls").expect("calls")["amount_cents"], 0);
     assert!(fee(&april, "storage").is_none());
 
-    // A late event for April, then refresh: 4 GB × 0.5 = 2.00 more.
+    // A late event for April lands on the draft at the clock's next tick: 4 GB × 0.5 = 2.00 more.
     storage(&app, "late", "4", "2026-04-15T00:00:00Z").await;
+    assert!(app.advance("2026-05-01T00:01:00Z").await.is_empty());
+    let updated = invoice(&app, &april_id).await;
+    assert_eq!(updated["status"], "draft");
+    assert_eq!(updated["total_amount_cents"], 3300);
+    assert_eq!(fee(&updated, "storage").expect("storage")["units"], "4");
+    // Refreshing by hand recomputes the same amounts.
     let refreshed = app
         .put_json(
             &format!("/api/v1/invoices/{april_id}/refresh"),

@@ -637,6 +637,22 @@ fn number(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
     Ok(())
 }
 
+/// Recomputes the drafts that late events marked (see `events::mark_drafts`), so a draft in its grace
+/// period follows usage without anyone calling refresh; returns how many.
+pub(super) fn refresh_marked(conn: &Connection) -> StoreResult<usize> {
+    let marked: Vec<i64> = {
+        let mut stmt = conn.prepare(
+            "SELECT seq FROM invoices WHERE status = 'draft' AND needs_refresh = 1 ORDER BY seq",
+        )?;
+        stmt.query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for seq in &marked {
+        recompute(conn, *seq, None)?;
+    }
+    Ok(marked.len())
+}
+
 /// Finalizes every draft whose grace period has ended, with fees recomputed first.
 pub(super) fn finalize_due(conn: &Connection, now_at: Timestamp) -> StoreResult<Vec<InvoiceId>> {
     let due: Vec<(i64, String)> = {

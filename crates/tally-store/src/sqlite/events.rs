@@ -1,6 +1,6 @@
 //! Events: idempotent recording, billing assessment, lookups and listing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use rusqlite::types::Value as SqlValue;
@@ -162,6 +162,8 @@ pub(super) fn record(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     let mut outcomes = Vec::with_capacity(events.len());
+    // Customers whose billable usage changed: their drafts are marked for a refresh.
+    let mut touched: HashSet<uuid::Uuid> = HashSet::new();
     for event in events {
         if let Some((payload_hash, id)) = keys.find(conn, event.key_hash)? {
             let stored = by_seq(conn, id)?;
@@ -241,6 +243,11 @@ pub(super) fn record(
             Some(subject) => customers.id(conn, subject)?.map(|c| c.0),
             None => None,
         };
+        if let Some(customer) = customer_id
+            && !readings.is_empty()
+        {
+            touched.insert(customer);
+        }
         outcomes.push(EventOutcome::Stored(StoredEvent {
             seq,
             id: event_uuid(org, seq),
@@ -261,7 +268,24 @@ pub(super) fn record(
             issue: stored_issue,
         }));
     }
+    mark_drafts(conn, &touched)?;
     Ok(outcomes)
+}
+
+/// Marks the drafts of customers whose usage changed, so the billing clock recomputes them (a late
+/// event lands on the invoice still in its grace period). Recomputing an unchanged draft is harmless,
+/// so the mark is per customer, not per period.
+fn mark_drafts(conn: &Connection, customers: &HashSet<uuid::Uuid>) -> StoreResult<()> {
+    if customers.is_empty() {
+        return Ok(());
+    }
+    let mut mark = conn.prepare_cached(
+        "UPDATE invoices SET needs_refresh = 1 WHERE customer = ?1 AND status = 'draft' AND needs_refresh = 0",
+    )?;
+    for customer in customers {
+        mark.execute([customer.to_string()])?;
+    }
+    Ok(())
 }
 
 const COLUMNS: &str =

@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "credit_notes",
         include_str!("../../migrations/sqlite/0006_credit_notes.sql"),
     ),
+    (
+        7,
+        "draft_refresh",
+        include_str!("../../migrations/sqlite/0007_draft_refresh.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

@@ -579,7 +579,10 @@ impl Store for SqliteStore {
             }
         }
         self.writer
-            .write(1, move |ctx| billing::finalize_due(ctx.conn, now))
+            .write(1, move |ctx| {
+                billing::refresh_marked(ctx.conn)?;
+                billing::finalize_due(ctx.conn, now)
+            })
             .await?;
         Ok(created)
     }

@@ -87,6 +87,12 @@ pub fn invoice_number(prefix: &str, customer_sequential_id: i64, n: i64) -> Stri
     format!("{prefix}-{customer_sequential_id:03}-{n:03}")
 }
 
+/// An invoice number, numbered per organization:
+/// `<prefix>-<YYYYMM of the issuing date>-<the organization's n-th invoice, 3 digits>`.
+pub fn organization_invoice_number(prefix: &str, issuing: chrono::NaiveDate, n: i64) -> String {
+    format!("{prefix}-{}-{n:03}", issuing.format("%Y%m"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +104,10 @@ mod tests {
         assert_eq!(prefix, "ACM-1A2B");
         assert_eq!(invoice_number(&prefix, 7, 12), "ACM-1A2B-007-012");
         assert_eq!(number_prefix("é", id), "XXX-1A2B");
+        let may = chrono::NaiveDate::from_ymd_opt(2026, 5, 1).expect("date");
+        assert_eq!(
+            organization_invoice_number("ACME", may, 1042),
+            "ACME-202605-1042"
+        );
     }
 }

@@ -383,6 +383,17 @@ pub trait Store: Send + Sync + 'static {
         id: uuid::Uuid,
     ) -> StoreResult<WalletTransaction>;
 
+    /// The usage of closed periods of a customer's subscription as finalized invoices billed it,
+    /// newest first, at most `periods`; `metric` keeps one metric's charges.
+    async fn past_usage(
+        &self,
+        org: OrganizationId,
+        customer: &str,
+        subscription: &str,
+        metric: Option<&str>,
+        periods: usize,
+    ) -> StoreResult<Vec<PastUsage>>;
+
     /// Issues a credit note on a finalized invoice.
     async fn create_credit_note(
         &self,

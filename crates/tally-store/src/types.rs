@@ -378,6 +378,15 @@ pub struct CurrentUsage {
     pub charges: Vec<ChargeUsageLine>,
 }
 
+/// The billed usage of a closed charges period (Lago `past_usage`), from its finalized invoice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastUsage {
+    /// The invoice that billed it.
+    pub invoice_id: tally_core::id::InvoiceId,
+    /// The period, its charges and their fees as invoiced.
+    pub usage: CurrentUsage,
+}
+
 /// Overrides of a coupon's value when it is applied to a customer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CouponOverrides {

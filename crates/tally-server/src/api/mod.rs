@@ -109,13 +109,10 @@ fn not_built_routes() -> Router<AppState> {
                 axum::routing::any(answer(resource)),
             );
     }
-    for usage in ["past_usage", "projected_usage"] {
-        router = router.route(
-            &format!("/api/v1/customers/{{external_customer_id}}/{usage}"),
-            axum::routing::any(answer("customer usage endpoints")),
-        );
-    }
-    router
+    router.route(
+        "/api/v1/customers/{external_customer_id}/projected_usage",
+        axum::routing::any(answer("projected usage endpoints")),
+    )
 }
 
 /// Builds the whole router.

@@ -244,6 +244,47 @@ async fn a_customer_lives_through_the_billing_clock() {
         .await;
     again.assert_status(405);
 
+    // Past usage reads the closed periods back from their invoices, newest first.
+    let past = app
+        .get(
+            "/api/v1/customers/acme/past_usage?external_subscription_id=sub",
+            &app.read_key,
+        )
+        .await;
+    past.assert_status(200);
+    let past = past.json();
+    assert_eq!(past["meta"]["total_count"], 2);
+    let periods = past["usage_periods"].as_array().expect("periods");
+    // April: 50 free calls and the late 4 GB (2.00); March: 7.50 + 15.25.
+    assert_eq!(periods[0]["lago_invoice_id"], april_id.as_str());
+    assert_eq!(periods[0]["from_datetime"], "2026-04-01T00:00:00Z");
+    assert_eq!(periods[0]["amount_cents"], 200);
+    assert_eq!(periods[1]["lago_invoice_id"], march["lago_id"]);
+    assert_eq!(periods[1]["from_datetime"], "2026-03-10T00:00:00Z");
+    assert_eq!(periods[1]["to_datetime"], "2026-03-31T23:59:59Z");
+    assert_eq!(periods[1]["amount_cents"], 2275);
+    assert_eq!(periods[1]["charges_usage"][0]["units"], "250");
+    let storage_only = app
+        .get(
+            "/api/v1/customers/acme/past_usage?external_subscription_id=sub&billable_metric_code=storage&periods_count=1",
+            &app.read_key,
+        )
+        .await
+        .json();
+    assert_eq!(storage_only["meta"]["total_count"], 1);
+    let lines = storage_only["usage_periods"][0]["charges_usage"]
+        .as_array()
+        .expect("lines");
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["billable_metric"]["code"], "storage");
+    assert_eq!(lines[0]["units"], "4");
+    app.get(
+        "/api/v1/customers/acme/past_usage?external_subscription_id=nope",
+        &app.read_key,
+    )
+    .await
+    .assert_status(404);
+
     let paid = app
         .put_json(
             &format!("/api/v1/invoices/{april_id}"),

@@ -16,6 +16,7 @@ mod events;
 mod golden;
 mod helpers;
 mod invoice_pdf;
+mod invoicing_settings;
 mod meter_query;
 mod meters;
 mod openapi;

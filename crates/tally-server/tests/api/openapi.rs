@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_simulated};
 
 /// Every route tally serves under `/api/v1`, written by hand.
-const ROUTES: [(&str, &str); 70] = [
+const ROUTES: [(&str, &str); 71] = [
     ("post", "/api/v1/customers"),
     ("get", "/api/v1/customers"),
     ("get", "/api/v1/customers/{external_customer_id}"),
@@ -61,6 +61,7 @@ const ROUTES: [(&str, &str); 70] = [
     ("post", "/api/v1/wallet_transactions"),
     ("get", "/api/v1/wallets/{lago_id}/wallet_transactions"),
     ("get", "/api/v1/wallet_transactions/{lago_id}"),
+    ("get", "/api/v1/customers/{external_customer_id}/past_usage"),
     ("post", "/api/v1/credit_notes"),
     ("get", "/api/v1/credit_notes"),
     ("post", "/api/v1/credit_notes/estimate"),

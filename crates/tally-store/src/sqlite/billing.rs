@@ -19,7 +19,10 @@ use tally_core::billing::{
 use tally_core::currency::Currency;
 use tally_core::customer::Customer;
 use tally_core::id::{ChargeFilterId, ChargeId, FeeId, InvoiceId};
-use tally_core::invoice::{InvoiceStatus, PaymentStatus, invoice_number, number_prefix};
+use tally_core::invoice::{
+    InvoiceStatus, PaymentStatus, invoice_number, number_prefix, organization_invoice_number,
+};
+use tally_core::organization::DocumentNumbering;
 use tally_core::page::Page;
 use tally_core::period::{Period, Schedule, proration};
 use tally_core::plan::{Charge, Plan};
@@ -31,7 +34,7 @@ use super::now;
 use super::orgs::parse_uuid;
 use super::usage::{self, Scope};
 use super::{
-    billable_metrics, coupons, credit_notes, customers, plans, subscriptions, taxes, wallets,
+    billable_metrics, coupons, credit_notes, customers, orgs, plans, subscriptions, taxes, wallets,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
@@ -562,11 +565,12 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
         if claimed == 0 {
             continue;
         }
+        let organization = orgs::by_seq(conn, billed.org)?;
         let grace_days = billed
             .customer
             .profile
             .invoice_grace_period
-            .unwrap_or(0)
+            .unwrap_or(organization.billing.invoice_grace_period)
             .max(0);
         let id = InvoiceId::generate();
         let stamp = now().micros();
@@ -582,7 +586,11 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
                 seq,
                 billed.plan.terms.currency.code(),
                 billed.local_date(run.boundary).to_string(),
-                billed.customer.profile.net_payment_term.unwrap_or(0),
+                billed
+                    .customer
+                    .profile
+                    .net_payment_term
+                    .unwrap_or(organization.billing.net_payment_term),
                 run_json(&run),
                 run.boundary.micros() + grace_days * DAY_MICROS,
                 stamp
@@ -604,19 +612,16 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
     Ok(created)
 }
 
-/// Finalizes an invoice: gives it the customer's next number (numbers are given only here, in the
-/// same transaction, so they have no gaps).
-fn number(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
-    let (org, customer): (i64, String) = conn.query_row(
-        "SELECT org, customer FROM invoices WHERE seq = ?1",
+/// Finalizes an invoice: gives it the customer's next number and the organization's next number
+/// (numbers are given only here, in the same transaction, so they have no gaps), and writes the
+/// number the organization's numbering asks for.
+pub(super) fn number(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
+    let (org, customer, issuing): (i64, String, String) = conn.query_row(
+        "SELECT org, customer, issuing_date FROM invoices WHERE seq = ?1",
         [invoice],
-        |row| Ok((row.get(0)?, row.get(1)?)),
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
     )?;
-    let (org_name, org_id): (String, String) = conn.query_row(
-        "SELECT name, id FROM organizations WHERE seq = ?1",
-        [org],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
+    let organization = orgs::by_seq(conn, org)?;
     let customer_sequence: i64 = conn.query_row(
         "SELECT sequential_id FROM customers WHERE id = ?1",
         [&customer],
@@ -627,12 +632,30 @@ fn number(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
         [&customer],
         |row| row.get(0),
     )?;
-    let prefix = number_prefix(&org_name, parse_uuid(&org_id)?);
+    let next_in_org: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(organization_number), 0) + 1 FROM invoices WHERE org = ?1",
+        [org],
+        |row| row.get(0),
+    )?;
+    let prefix = organization
+        .billing
+        .document_number_prefix
+        .clone()
+        .unwrap_or_else(|| number_prefix(&organization.name, organization.id.0));
+    let text = match organization.billing.document_numbering {
+        DocumentNumbering::PerCustomer => invoice_number(&prefix, customer_sequence, next),
+        DocumentNumbering::PerOrganization => {
+            let issuing = issuing.parse::<NaiveDate>().map_err(|e| {
+                StoreError::Database(format!("invoice {invoice} issuing date: {e}"))
+            })?;
+            organization_invoice_number(&prefix, issuing, next_in_org)
+        }
+    };
     conn.execute(
-        "UPDATE invoices SET status = 'finalized', number = ?2, customer_number = ?3, finalized_at = ?4, updated_at = ?5,
-            grace_until = NULL, needs_refresh = 0
+        "UPDATE invoices SET status = 'finalized', number = ?2, customer_number = ?3, organization_number = ?4,
+            finalized_at = ?5, updated_at = ?6, grace_until = NULL, needs_refresh = 0
          WHERE seq = ?1",
-        params![invoice, invoice_number(&prefix, customer_sequence, next), next, at.micros(), now().micros()],
+        params![invoice, text, next, next_in_org, at.micros(), now().micros()],
     )?;
     Ok(())
 }
@@ -1190,6 +1213,10 @@ pub(super) fn credit_invoice(
     at: Timestamp,
 ) -> StoreResult<i64> {
     let tz = subscriptions::billing_zone(conn, org, &customer.profile)?;
+    let net_payment_term = match customer.profile.net_payment_term {
+        Some(days) => days,
+        None => orgs::by_seq(conn, org)?.billing.net_payment_term,
+    };
     let precise = credits * wallet.rate_amount;
     let amount = tally_core::money::round_fee(precise, wallet.currency);
     let stamp = now().micros();
@@ -1203,7 +1230,7 @@ pub(super) fn credit_invoice(
             customer.id.0.to_string(),
             wallet.currency.code(),
             at.to_datetime().with_timezone(&tz).date_naive().to_string(),
-            customer.profile.net_payment_term.unwrap_or(0),
+            net_payment_term,
             amount,
             stamp
         ],

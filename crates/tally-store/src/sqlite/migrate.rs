@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "draft_refresh",
         include_str!("../../migrations/sqlite/0007_draft_refresh.sql"),
     ),
+    (
+        8,
+        "organization_billing",
+        include_str!("../../migrations/sqlite/0008_organization_billing.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

@@ -15,6 +15,7 @@ mod keys;
 mod listing;
 mod migrate;
 mod orgs;
+mod past_usage;
 mod plans;
 mod pool;
 mod rollups;
@@ -900,6 +901,31 @@ impl Store for SqliteStore {
         let seq = self.org_seq(org).await?;
         self.reads
             .read(move |conn| wallets::transaction_by_id(conn, seq, id))
+            .await
+    }
+
+    async fn past_usage(
+        &self,
+        org: OrganizationId,
+        customer: &str,
+        subscription: &str,
+        metric: Option<&str>,
+        periods: usize,
+    ) -> StoreResult<Vec<PastUsage>> {
+        let seq = self.org_seq(org).await?;
+        let (customer, subscription) = (customer.to_owned(), subscription.to_owned());
+        let metric = metric.map(str::to_owned);
+        self.reads
+            .read(move |conn| {
+                past_usage::past_usage(
+                    conn,
+                    seq,
+                    &customer,
+                    &subscription,
+                    metric.as_deref(),
+                    periods,
+                )
+            })
             .await
     }
 

@@ -4,14 +4,18 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use tally_core::apikey::{ApiKey, Scope};
 use tally_core::case::IdentifierCase;
 use tally_core::id::{ApiKeyId, OrganizationId};
-use tally_core::organization::{Organization, OrganizationPatch};
+use tally_core::organization::{
+    DocumentNumbering, Organization, OrganizationBilling, OrganizationPatch,
+};
 use tally_core::time::Timestamp;
 use uuid::Uuid;
 
 use super::now;
 use crate::error::{StoreError, StoreResult};
 
-const ORG_COLUMNS: &str = "id, name, identifier_case, timezone, created_at";
+const ORG_COLUMNS: &str =
+    "id, name, identifier_case, timezone, created_at, invoice_grace_period, net_payment_term,
+    document_numbering, document_number_prefix";
 
 fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Organization> {
     let id: String = row.get(0)?;
@@ -23,6 +27,13 @@ fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Organization> {
         identifier_case: case.parse().unwrap_or_default(),
         timezone: tz.parse().unwrap_or(chrono_tz::UTC),
         created_at: Timestamp::from_micros(row.get(4)?),
+        billing: OrganizationBilling {
+            invoice_grace_period: row.get(5)?,
+            net_payment_term: row.get(6)?,
+            document_numbering: DocumentNumbering::parse(&row.get::<_, String>(7)?)
+                .unwrap_or_default(),
+            document_number_prefix: row.get(8)?,
+        },
     })
 }
 
@@ -66,6 +77,15 @@ pub(super) fn first_organization(conn: &Connection) -> StoreResult<Option<Organi
         .optional()?)
 }
 
+/// An organization's name, id and invoicing defaults, by its compact id.
+pub(super) fn by_seq(conn: &Connection, seq: i64) -> StoreResult<Organization> {
+    Ok(conn.query_row(
+        &format!("SELECT {ORG_COLUMNS} FROM organizations WHERE seq = ?1"),
+        [seq],
+        org_from_row,
+    )?)
+}
+
 pub(super) fn ensure_default(conn: &Connection) -> StoreResult<Organization> {
     if let Some(org) = first_organization(conn)? {
         return Ok(org);
@@ -87,9 +107,21 @@ pub(super) fn update(
     let name = patch.name.clone().unwrap_or(current.name);
     let case: IdentifierCase = patch.identifier_case.unwrap_or(current.identifier_case);
     let tz = patch.timezone.unwrap_or(current.timezone);
+    let billing = current.billing;
     conn.execute(
-        "UPDATE organizations SET name = ?2, identifier_case = ?3, timezone = ?4 WHERE id = ?1",
-        params![org.0.to_string(), name, case.name(), tz.name()],
+        "UPDATE organizations SET name = ?2, identifier_case = ?3, timezone = ?4, invoice_grace_period = ?5,
+            net_payment_term = ?6, document_numbering = ?7, document_number_prefix = ?8
+         WHERE id = ?1",
+        params![
+            org.0.to_string(),
+            name,
+            case.name(),
+            tz.name(),
+            patch.invoice_grace_period.unwrap_or(billing.invoice_grace_period),
+            patch.net_payment_term.unwrap_or(billing.net_payment_term),
+            patch.document_numbering.unwrap_or(billing.document_numbering).name(),
+            patch.document_number_prefix.clone().or(billing.document_number_prefix),
+        ],
     )?;
     organization(conn, org)
 }

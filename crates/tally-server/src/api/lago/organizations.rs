@@ -7,7 +7,8 @@ use axum::extract::State;
 use serde_json::{Value, json};
 use tally_core::case::IdentifierCase;
 use tally_core::error::Reason;
-use tally_core::organization::{Organization, OrganizationPatch};
+use tally_core::invoice::number_prefix;
+use tally_core::organization::{DocumentNumbering, Organization, OrganizationPatch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -27,9 +28,35 @@ fn organization_json(org: &Organization) -> Value {
         "name": org.name,
         "timezone": org.timezone.name(),
         "identifier_case": org.identifier_case.name(),
+        "net_payment_term": org.billing.net_payment_term,
+        "document_numbering": org.billing.document_numbering.name(),
+        "document_number_prefix": prefix(org),
+        "billing_configuration": {
+            "invoice_grace_period": org.billing.invoice_grace_period,
+            "invoice_footer": null,
+            "document_locale": "en",
+        },
         "created_at": org.created_at.to_rfc3339_seconds(),
         "taxes": [],
     })
+}
+
+/// The prefix of invoice numbers: the configured one, else derived from the name and id.
+fn prefix(org: &Organization) -> String {
+    org.billing
+        .document_number_prefix
+        .clone()
+        .unwrap_or_else(|| number_prefix(&org.name, org.id.0))
+}
+
+/// Reads a number of days ≥ 0 (at most ten years).
+fn days(fields: &mut Fields<'_>, name: &str) -> Option<i64> {
+    let value = fields.integer(name).value()?;
+    if !(0..=3650).contains(&value) {
+        fields.fail(name, Reason::ValueIsOutOfRange);
+        return None;
+    }
+    Some(value)
 }
 
 /// Reads the caller's organization.
@@ -43,10 +70,13 @@ async fn get_organization(
     Ok(Json(json!({"organization": organization_json(&org)})))
 }
 
-/// Changes the caller's organization: `name`, `timezone` and `identifier_case` (none, snake_case,
-/// camelCase, kebab-case, lower, upper). Other Lago settings are accepted and ignored for now.
+/// Changes the caller's organization: `name`, `timezone`, `identifier_case` (none, snake_case,
+/// camelCase, kebab-case, lower, upper), `net_payment_term`, `billing_configuration.invoice_grace_period`
+/// (the defaults for customers without their own), `document_numbering` (`per_customer` or
+/// `per_organization`) and `document_number_prefix` (1 to 10 letters, digits, `-` or `_`, upper-cased).
+/// Other Lago settings are accepted and ignored.
 #[utoipa::path(put, path = "/api/v1/organizations", tag = "organizations",
-    request_body(content = Object, description = "`{\"organization\": {name, timezone, identifier_case}}`"),
+    request_body(content = Object, description = "`{\"organization\": {name, timezone, identifier_case, net_payment_term, document_numbering, document_number_prefix, billing_configuration: {invoice_grace_period}}}`"),
     responses((status = 200, description = "`{\"organization\": {…}}`"), (status = 422, description = "a field is refused")))]
 async fn update_organization(
     State(state): State<AppState>,
@@ -69,6 +99,30 @@ async fn update_organization(
         match case.parse::<IdentifierCase>() {
             Ok(case) => patch.identifier_case = Some(case),
             Err(_) => fields.fail("identifier_case", Reason::ValueIsInvalid),
+        }
+    }
+    patch.net_payment_term = days(&mut fields, "net_payment_term");
+    if let Some(config) = fields.object("billing_configuration").value() {
+        let mut nested = Fields::nested(config, "billing_configuration");
+        patch.invoice_grace_period = days(&mut nested, "invoice_grace_period");
+        fields.absorb(nested);
+    }
+    if let Some(numbering) = fields.string("document_numbering").value() {
+        match DocumentNumbering::parse(&numbering) {
+            Some(numbering) => patch.document_numbering = Some(numbering),
+            None => fields.fail("document_numbering", Reason::ValueIsInvalid),
+        }
+    }
+    if let Some(prefix) = fields.string("document_number_prefix").value() {
+        let prefix = prefix.trim().to_uppercase();
+        let valid = (1..=10).contains(&prefix.chars().count())
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if valid {
+            patch.document_number_prefix = Some(prefix);
+        } else {
+            fields.fail("document_number_prefix", Reason::InvalidFormat);
         }
     }
     let patch = fields.finish(patch)?;

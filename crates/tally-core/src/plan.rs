@@ -55,6 +55,19 @@ pub struct PlanTerms {
     pub trial_period_days: u32,
     /// Bill usage monthly on semiannual and yearly plans.
     pub bill_charges_monthly: bool,
+    /// The least a subscription pays per period, all fees together.
+    pub minimum_commitment: Option<MinimumCommitment>,
+}
+
+/// A plan's minimum spend per subscription period: when the period's fees (subscription fee and
+/// charges together) come to less, a commitment fee bills the difference when the period closes.
+/// Prorated like the subscription fee when the subscription covers part of the period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinimumCommitment {
+    /// Per full period, in minor units.
+    pub amount_cents: i64,
+    /// Name on invoices.
+    pub invoice_display_name: Option<String>,
 }
 
 /// A charge of a plan as stored.
@@ -225,6 +238,13 @@ pub fn validate_terms(terms: &PlanTerms, errors: &mut ValidationErrors) {
         && !matches!(terms.interval, Interval::Yearly | Interval::Semiannual)
     {
         errors.push("bill_charges_monthly", Reason::ValueIsInvalid);
+    }
+    if terms
+        .minimum_commitment
+        .as_ref()
+        .is_some_and(|c| c.amount_cents < 0)
+    {
+        errors.push("minimum_commitment.amount_cents", Reason::InvalidAmount);
     }
 }
 

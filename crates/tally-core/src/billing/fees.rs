@@ -8,7 +8,7 @@ use crate::currency::Currency;
 use crate::id::{ChargeFilterId, ChargeId};
 use crate::money::{from_minor, round_fee};
 use crate::period::Period;
-use crate::plan::{Charge, PlanTerms};
+use crate::plan::{Charge, MinimumCommitment, PlanTerms};
 
 use super::usage::BucketUsage;
 
@@ -102,6 +102,32 @@ pub fn subscription_fee(terms: &PlanTerms, share: Decimal, period: Period) -> Fe
         period,
         details: Value::Null,
     }
+}
+
+/// The plan's minimum commitment true-up for a subscription period of which `coverage` (0 to 1) was
+/// covered, when the period's fees came to `billed` minor units: the prorated commitment minus what
+/// was billed, rounded once (the same rule as a charge's minimum), or nothing when the period reached it.
+pub fn commitment_fee(
+    commitment: &MinimumCommitment,
+    currency: Currency,
+    coverage: Decimal,
+    billed: i64,
+    period: Period,
+) -> Option<Fee> {
+    let true_up =
+        crate::charge::min_amount_true_up(billed, commitment.amount_cents, coverage, currency);
+    (true_up > 0).then(|| Fee {
+        kind: FeeKind::Commitment,
+        charge_id: None,
+        filter_id: None,
+        units: Decimal::ONE,
+        total_aggregated_units: Decimal::ONE,
+        events_count: 0,
+        precise_amount: from_minor(true_up, currency),
+        amount_cents: true_up,
+        period,
+        details: Value::Null,
+    })
 }
 
 /// The fees of one charge for a period: one per bucket (filters, then the charge's own terms), plus a

@@ -177,3 +177,52 @@ async fn plans_are_validated_field_by_field() {
         json!(["value_already_exist"])
     );
 }
+
+#[tokio::test]
+async fn a_minimum_commitment_is_kept_changed_and_removed() {
+    let app = spawn_app().await;
+    let body = json!({"plan": {"name": "Committed", "code": "committed", "interval": "monthly",
+        "amount_cents": 1000, "amount_currency": "USD", "pay_in_advance": false,
+        "minimum_commitment": {"amount_cents": 5000, "invoice_display_name": "Minimum spend"}}});
+    let created = app.post_json("/api/v1/plans", &body, &app.admin_key).await;
+    created.assert_status(200);
+    let commitment = created.json()["plan"]["minimum_commitment"].clone();
+    assert_eq!(commitment["amount_cents"], 5000);
+    assert_eq!(commitment["invoice_display_name"], "Minimum spend");
+    assert_eq!(commitment["interval"], "monthly");
+
+    // A change that does not mention it keeps it; a negative amount is refused; null removes it.
+    let renamed = app
+        .put_json(
+            "/api/v1/plans/committed",
+            &json!({"plan": {"name": "Committed 2"}}),
+            &app.admin_key,
+        )
+        .await;
+    renamed.assert_status(200);
+    assert_eq!(
+        renamed.json()["plan"]["minimum_commitment"]["amount_cents"],
+        5000
+    );
+    let negative = app
+        .put_json(
+            "/api/v1/plans/committed",
+            &json!({"plan": {"minimum_commitment": {"amount_cents": -1}}}),
+            &app.admin_key,
+        )
+        .await;
+    negative.assert_status(422);
+    assert_eq!(
+        negative.json()["error_details"]["minimum_commitment.amount_cents"][0],
+        "invalid_amount"
+    );
+    let removed = app
+        .put_json(
+            "/api/v1/plans/committed",
+            &json!({"plan": {"minimum_commitment": null}}),
+            &app.admin_key,
+        )
+        .await;
+    removed.assert_status(200);
+    assert_eq!(removed.json()["plan"]["minimum_commitment"], Value::Null);
+}

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tally_core::billing::adjustments::{CouponValue, TaxRate, adjust, apply_credits};
 use tally_core::billing::{
     BucketUsage, Fee, FeeKind, InvoiceTotals, Life, Run, RunReason, SubscriptionCharge,
-    charge_buckets, charge_fees, due_runs, subscription_fee,
+    charge_buckets, charge_fees, commitment_fee, due_runs, subscription_fee,
 };
 use tally_core::currency::Currency;
 use tally_core::customer::Customer;
@@ -456,6 +456,7 @@ fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> Sto
     };
     let billed = Billed::load(conn, subscription)?;
     let mut fees = run_fees(conn, &billed, &run)?;
+    fees.extend(commitment_line(conn, &billed, &run, invoice, &fees)?);
     let currency = billed.plan.terms.currency;
     let customer = billed.customer.id.0.to_string();
     let coupons: Vec<(i64, tally_core::coupon::AppliedCoupon, CouponValue)> =
@@ -1269,4 +1270,81 @@ pub(super) fn credit_invoice(
     write_fees(conn, invoice, &[fee])?;
     number(conn, invoice, at)?;
     Ok(invoice)
+}
+
+/// The plan's minimum commitment true-up, on the run that closes a subscription period (at its end or
+/// at a termination): the commitment prorated by the share of the full period the subscription
+/// covered, minus every fee billed for that period on this and earlier invoices of the subscription
+/// (subscription fee, in advance or in arrears, and charges), never on a voided invoice.
+fn commitment_line(
+    conn: &Connection,
+    billed: &Billed,
+    run: &Run,
+    invoice: i64,
+    fees: &[StoredFee],
+) -> StoreResult<Option<StoredFee>> {
+    let Some(commitment) = &billed.plan.terms.minimum_commitment else {
+        return Ok(None);
+    };
+    let period = run.subscription_period;
+    let closes = match run.reason {
+        RunReason::Periodic => run.boundary == period.to,
+        RunReason::Terminating => true,
+        RunReason::Starting => false,
+    };
+    let Some(schedule) = billed.schedule() else {
+        return Ok(None);
+    };
+    let started = billed.subscription.started_at.unwrap_or(period.from);
+    let covered = Period {
+        from: period.from.max(started),
+        to: billed
+            .subscription
+            .terminated_at
+            .map_or(period.to, |t| t.min(period.to)),
+    };
+    if !closes || covered.from >= covered.to {
+        return Ok(None);
+    }
+    let mut whole = schedule.full_period_containing(covered.from);
+    if schedule.billing_time == tally_core::period::BillingTime::Anniversary
+        && covered.from == started
+    {
+        whole.from = covered.from;
+    }
+    let within = |p: Period| p.from >= period.from && p.to <= period.to;
+    let here: i64 = fees
+        .iter()
+        .filter(|f| f.fee.kind != FeeKind::Commitment && within(f.fee.period))
+        .map(|f| f.fee.amount_cents)
+        .sum();
+    let earlier: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(f.amount_cents), 0) FROM fees f JOIN invoices i ON i.seq = f.invoice
+         WHERE i.subscription = (SELECT subscription FROM invoices WHERE seq = ?1) AND i.seq <> ?1
+           AND i.status <> 'voided' AND f.kind <> 'commitment' AND f.period_from >= ?2 AND f.period_to <= ?3",
+        params![invoice, period.from.micros(), period.to.micros()],
+        |row| row.get(0),
+    )?;
+    let Some(fee) = commitment_fee(
+        commitment,
+        billed.plan.terms.currency,
+        proration(covered, whole),
+        here + earlier,
+        covered,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(StoredFee {
+        id: FeeId::generate(),
+        item_code: billed.plan.terms.code.to_string(),
+        item_name: billed.plan.terms.name.clone(),
+        invoice_display_name: commitment.invoice_display_name.clone(),
+        filter_name: None,
+        filter_values: None,
+        pay_in_advance: false,
+        coupons_amount_cents: 0,
+        taxes: Vec::new(),
+        created_at: now(),
+        fee,
+    }))
 }

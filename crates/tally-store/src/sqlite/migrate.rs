@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "organization_billing",
         include_str!("../../migrations/sqlite/0008_organization_billing.sql"),
     ),
+    (
+        9,
+        "minimum_commitment",
+        include_str!("../../migrations/sqlite/0009_minimum_commitment.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

@@ -11,7 +11,7 @@ use tally_core::id::{ChargeFilterId, ChargeId, Code, MetricId, PlanId};
 use tally_core::page::Page;
 use tally_core::period::Interval;
 use tally_core::plan::{
-    Charge, ChargeDraft, ChargeFilter, ChargeTerms, Plan, PlanDraft, PlanTerms,
+    Charge, ChargeDraft, ChargeFilter, ChargeTerms, MinimumCommitment, Plan, PlanDraft, PlanTerms,
     validate_charge_codes, validate_terms,
 };
 use tally_core::time::Timestamp;
@@ -24,7 +24,8 @@ use crate::error::{StoreError, StoreResult};
 use crate::types::Listed;
 
 const COLUMNS: &str = "seq, id, code, name, description, invoice_display_name, interval, amount_cents,
-    amount_currency, pay_in_advance, trial_period_days, bill_charges_monthly, created_at, updated_at";
+    amount_currency, pay_in_advance, trial_period_days, bill_charges_monthly, created_at, updated_at,
+    commitment_amount_cents, commitment_invoice_display_name";
 
 fn corrupt(index: usize, message: impl Into<String>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -55,6 +56,12 @@ fn plan_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Plan)> {
                 pay_in_advance: row.get(9)?,
                 trial_period_days: u32::try_from(trial).unwrap_or(0),
                 bill_charges_monthly: row.get(11)?,
+                minimum_commitment: row.get::<_, Option<i64>>(14)?.map(|amount_cents| {
+                    MinimumCommitment {
+                        amount_cents,
+                        invoice_display_name: row.get(15).ok().flatten(),
+                    }
+                }),
             },
             charges: Vec::new(),
             created_at: Timestamp::from_micros(row.get(12)?),
@@ -336,8 +343,9 @@ pub(super) fn create(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreRes
     let at = now().micros();
     conn.execute(
         "INSERT INTO plans (id, org, code, name, description, invoice_display_name, interval, amount_cents, amount_currency,
-            pay_in_advance, trial_period_days, bill_charges_monthly, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+            pay_in_advance, trial_period_days, bill_charges_monthly, created_at, updated_at,
+            commitment_amount_cents, commitment_invoice_display_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15)",
         params![
             PlanId::generate().0.to_string(),
             org,
@@ -351,7 +359,11 @@ pub(super) fn create(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreRes
             t.pay_in_advance,
             i64::from(t.trial_period_days),
             t.bill_charges_monthly,
-            at
+            at,
+            t.minimum_commitment.as_ref().map(|c| c.amount_cents),
+            t.minimum_commitment
+                .as_ref()
+                .and_then(|c| c.invoice_display_name.clone()),
         ],
     )?;
     let seq = conn.last_insert_rowid();
@@ -381,7 +393,8 @@ pub(super) fn update(
     conn.execute(
         "UPDATE plans SET code = ?2, name = ?3, description = ?4, invoice_display_name = ?5, interval = ?6,
             amount_cents = ?7, amount_currency = ?8, pay_in_advance = ?9, trial_period_days = ?10,
-            bill_charges_monthly = ?11, updated_at = ?12 WHERE seq = ?1",
+            bill_charges_monthly = ?11, updated_at = ?12, commitment_amount_cents = ?13,
+            commitment_invoice_display_name = ?14 WHERE seq = ?1",
         params![
             seq,
             t.code.as_str(),
@@ -394,7 +407,11 @@ pub(super) fn update(
             t.pay_in_advance,
             i64::from(t.trial_period_days),
             t.bill_charges_monthly,
-            now().micros()
+            now().micros(),
+            t.minimum_commitment.as_ref().map(|c| c.amount_cents),
+            t.minimum_commitment
+                .as_ref()
+                .and_then(|c| c.invoice_display_name.clone()),
         ],
     )?;
     write_charges(conn, seq, &draft.charges, &metrics)?;

@@ -25,7 +25,7 @@ use tally_core::time::Timestamp;
 use tally_store::sqlite::{SqliteOptions, SqliteStore};
 use tally_store::{CustomerChange, NewSubscription, Store, StoreError};
 
-use super::machine::Machine;
+use super::machine::{Machine, cpu_time};
 use super::metered::{PLAN, SUBSCRIPTION_FEE_CENTS, Totals, Usage, ensure_plan};
 use super::{database_path, preload_with, progress_bar, thousands};
 
@@ -113,9 +113,9 @@ pub async fn run(args: &BillingBenchArgs) -> Result<()> {
         }
     }
 
-    let billing = Instant::now();
+    let (billing, cpu_before) = (Instant::now(), cpu_time());
     let created = store.run_billing(end).await?;
-    let first = billing.elapsed();
+    let (first, cpu_after) = (billing.elapsed(), cpu_time());
     let again = Instant::now();
     let repeated = store.run_billing(end).await?;
     let second = again.elapsed();
@@ -144,8 +144,15 @@ pub async fn run(args: &BillingBenchArgs) -> Result<()> {
         "  events               {} in the month ({per} per subscription), through Store::record_events",
         thousands(events)
     );
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => format!(
+            " ({:.3} s of CPU in this process)",
+            after.saturating_sub(before).as_secs_f64()
+        ),
+        _ => String::new(),
+    };
     println!(
-        "  billing run          Store::run_billing({PERIOD_END}): {} invoices in {:.3} s",
+        "  billing run          Store::run_billing({PERIOD_END}): {} invoices in {:.3} s{cpu}",
         thousands(created.len() as u64),
         first.as_secs_f64()
     );

@@ -2,6 +2,7 @@
 //! a result is only compared with results from the same kind of machine and build.
 
 use std::fs;
+use std::time::Duration;
 
 /// What the figures depend on besides tally itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,18 @@ impl Machine {
     }
 }
 
+/// Returns the CPU time this process's live threads have used so far (Linux; `None` elsewhere).
+/// Compared before and after a step, it tells the work done from the time waited for a CPU when
+/// other processes share the machine; threads that exit in between are not counted.
+pub fn cpu_time() -> Option<Duration> {
+    let mut nanos: u64 = 0;
+    for task in fs::read_dir("/proc/self/task").ok()? {
+        let stat = fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        nanos += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(nanos))
+}
+
 /// Returns the value of the first `name: value` line of a `/proc` file.
 fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines().find_map(|line| {
@@ -82,5 +95,18 @@ mod tests {
         assert_eq!(field(text, "model name"), Some("AMD EPYC"));
         assert_eq!(field(text, "MemTotal"), Some("24576000 kB"));
         assert_eq!(field(text, "flags"), None);
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let Some(before) = cpu_time() else {
+            return;
+        };
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_time().is_some_and(|after| after > before));
     }
 }

@@ -328,6 +328,7 @@ pub async fn ensure_plan(store: &dyn Store, org: &Organization) -> Result<Plan> 
             pay_in_advance: false,
             trial_period_days: 0,
             bill_charges_monthly: false,
+            minimum_commitment: None,
         },
         charges,
         tax_codes: None,

@@ -29,7 +29,7 @@ use tally_core::time::Timestamp;
 use tally_server::auth::digest;
 use tally_server::{Application, ClockMode, ServerConfig};
 use tally_store::sqlite::{SqliteOptions, SqliteStore};
-use tally_store::{CustomerChange, EventFilter, NewSubscription, Store};
+use tally_store::{CustomerChange, CustomerFilter, EventFilter, NewSubscription, Store};
 
 use super::machine::Machine;
 use super::metered::{ChargeCents, PLAN, Totals, Usage, ensure_plan};
@@ -139,6 +139,18 @@ pub async fn run(args: &UsageBenchArgs) -> Result<()> {
         })
         .await?;
     }
+    let all_events = store
+        .list_events(org.id, &EventFilter::default(), Page::new(Some(1), Some(1)))
+        .await?
+        .total;
+    let customers = store
+        .list_customers(
+            org.id,
+            &CustomerFilter::default(),
+            Page::new(Some(1), Some(1)),
+        )
+        .await?
+        .total;
     let mut totals = Totals::default();
     for seq in 0..args.events {
         totals.add(&Usage::of(seq, start, now));
@@ -228,6 +240,11 @@ pub async fn run(args: &UsageBenchArgs) -> Result<()> {
     println!(
         "  customer             {CUSTOMER}: {} events from {PERIOD_START} to {NOW} (simulated clock)",
         thousands(args.events)
+    );
+    println!(
+        "  database holds       {} events of {} customers in all",
+        thousands(all_events),
+        thousands(customers)
     );
     println!(
         "  plan                 {PLAN}: monthly; standard, graduated and package (with a filter) charges"

@@ -15,7 +15,7 @@ use tally_core::id::{ChargeId, Code, MetricId};
 use tally_core::page::PageMeta;
 use tally_core::period::Interval;
 use tally_core::plan::{
-    Charge, ChargeDraft, ChargeFilter, ChargeTerms, Plan, PlanDraft, PlanTerms,
+    Charge, ChargeDraft, ChargeFilter, ChargeTerms, MinimumCommitment, Plan, PlanDraft, PlanTerms,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -226,6 +226,23 @@ async fn read_plan(
         .value()
         .or(b.map(|b| b.bill_charges_monthly))
         .unwrap_or(false);
+    let minimum_commitment = match fields.object("minimum_commitment").patch() {
+        Some(Some(object)) => {
+            let mut nested = Fields::nested(object, "minimum_commitment");
+            let amount_cents = nested.integer("amount_cents").value();
+            if amount_cents.is_none() {
+                nested.fail("amount_cents", Reason::ValueIsMandatory);
+            }
+            let invoice_display_name = nested.string("invoice_display_name").value();
+            fields.absorb(nested);
+            amount_cents.map(|amount_cents| MinimumCommitment {
+                amount_cents,
+                invoice_display_name,
+            })
+        }
+        Some(None) => None,
+        None => b.and_then(|b| b.minimum_commitment.clone()),
+    };
     let charges = match fields.array("charges").patch() {
         Some(list) => {
             read_charges(
@@ -268,6 +285,7 @@ async fn read_plan(
             pay_in_advance,
             trial_period_days: trial,
             bill_charges_monthly,
+            minimum_commitment,
         },
         _ => return Err(ApiError::Validation(std::mem::take(&mut fields.errors))),
     };
@@ -496,7 +514,19 @@ pub fn plan_json(plan: &Plan) -> Value {
         ("created_at", json!(created_at)),
         ("charges", Value::Array(charges)),
         ("taxes", json!([])),
-        ("minimum_commitment", Value::Null),
+        (
+            "minimum_commitment",
+            t.minimum_commitment.as_ref().map_or(Value::Null, |c| {
+                json!({
+                    "plan_code": t.code.as_str(),
+                    "amount_cents": c.amount_cents,
+                    "invoice_display_name": c.invoice_display_name,
+                    "interval": t.interval.name(),
+                    "created_at": created_at,
+                    "taxes": [],
+                })
+            }),
+        ),
         ("usage_thresholds", json!([])),
         ("customers_count", json!(0)),
         ("active_subscriptions_count", json!(0)),

@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "draft_refresh",
         include_str!("../../migrations/sqlite/0007_draft_refresh.sql"),
     ),
+    (
+        8,
+        "terminations",
+        include_str!("../../migrations/sqlite/0008_terminations.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

@@ -175,6 +175,13 @@ fn whole(schedule: &Schedule, life: &Life, full: Period, from: Timestamp) -> Per
 /// first period (it is a full period that happens to start at the anchor), and nothing for the part
 /// before the trial ends.
 fn fee_share(schedule: &Schedule, life: &Life, billed: Period) -> Decimal {
+    fee_share_from(schedule, life, billed, billed.from)
+}
+
+/// The share of the fee for `billed` that falls at or after `at` (and after the trial), against the
+/// same whole period as [`fee_share`] of `billed`, so the shares before and after `at` add up to it
+/// exactly.
+fn fee_share_from(schedule: &Schedule, life: &Life, billed: Period, at: Timestamp) -> Decimal {
     let full = whole(
         schedule,
         life,
@@ -183,7 +190,8 @@ fn fee_share(schedule: &Schedule, life: &Life, billed: Period) -> Decimal {
     );
     let paid_from = life
         .trial_end
-        .map_or(billed.from, |end| end.max(billed.from));
+        .map_or(billed.from, |end| end.max(billed.from))
+        .max(at);
     if paid_from >= billed.to {
         return Decimal::ZERO;
     }
@@ -194,6 +202,20 @@ fn fee_share(schedule: &Schedule, life: &Life, billed: Period) -> Decimal {
         },
         full,
     )
+}
+
+/// Returns the share of the plan's fee, paid in advance for `billed`, that a subscription ending at
+/// `at` did not use: from `at` (or the end of the trial, if later) to the end of `billed`. It is what a
+/// termination or an upgrade credits back. With the share used before `at` it adds up to exactly the
+/// share the advance fee charged, so a trial that ended after the start of `billed` makes it smaller,
+/// and an `at` before the end of the trial credits the whole fee.
+pub fn unused_advance_share(
+    schedule: &Schedule,
+    life: &Life,
+    billed: Period,
+    at: Timestamp,
+) -> Decimal {
+    fee_share_from(schedule, life, billed, at)
 }
 
 /// Returns the share of its full charges period that a run billing `charges` covers: what a charge's
@@ -826,6 +848,75 @@ mod tests {
         assert_eq!(runs[0].reason, RunReason::Terminating);
         assert_eq!(runs[0].subscription_period.from, ts("2026-04-01T00:00:00Z"));
         assert_eq!(runs[0].subscription_period.to, ts("2026-04-11T00:00:00Z"));
+    }
+
+    #[test]
+    fn the_unused_share_completes_the_share_charged() {
+        let s = april();
+        let whole_april = Period {
+            from: ts("2026-04-01T00:00:00Z"),
+            to: ts("2026-05-01T00:00:00Z"),
+        };
+        let l = life("2026-04-01T00:00:00Z", true);
+        // docs/billing.md: terminated Apr 11 00:00, 20 of 30 days unused: 1 − 0.333333333333.
+        assert_eq!(
+            unused_advance_share(&s, &l, whole_april, ts("2026-04-11T00:00:00Z")),
+            dec("0.666666666667")
+        );
+        // A 10-day trial charged 0.666666666667 (Apr 11 → May 1). Terminated Apr 21 00:00: 10 days
+        // unused, from the position 20/30 = 0.666666666667 to 1: 0.333333333333. Before the trial
+        // ended, everything charged is unused.
+        let trial = trial_life("2026-04-01T00:00:00Z", 10);
+        assert_eq!(
+            unused_advance_share(&s, &trial, whole_april, ts("2026-04-21T00:00:00Z")),
+            dec("0.333333333333")
+        );
+        assert_eq!(
+            unused_advance_share(&s, &trial, whole_april, ts("2026-04-05T00:00:00Z")),
+            dec("0.666666666667")
+        );
+        // Used (as a termination bills it) and unused add up to what was charged, exactly, at any
+        // instant of the period, with or without the trial.
+        for l in [l, trial] {
+            let charged = fee_share(&s, &l, whole_april);
+            for hour in 0..=720 {
+                let at = Timestamp::from_micros(
+                    whole_april.from.micros() + hour * 3_600_000_000 + 1_234,
+                );
+                let used = fee_share(
+                    &s,
+                    &l,
+                    Period {
+                        from: whole_april.from,
+                        to: at.min(whole_april.to),
+                    },
+                );
+                assert_eq!(
+                    used + unused_advance_share(&s, &l, whole_april, at),
+                    charged,
+                    "at {at:?}"
+                );
+            }
+        }
+        // An anniversary first period is whole from the start: Jan 15 10:00 → Feb 15 00:00 is
+        // 734 h. Terminated Jan 30 22:00, 372 h in: 372/734 = 0.50681198910081… → 0.506811989101,
+        // so 1 − 0.506811989101 = 0.493188010899 is unused.
+        let anniversary = schedule(
+            Interval::Monthly,
+            BillingTime::Anniversary,
+            "2026-01-15T10:00:00Z",
+        );
+        let first = anniversary.first_period();
+        assert_eq!(first.to, ts("2026-02-15T00:00:00Z"));
+        assert_eq!(
+            unused_advance_share(
+                &anniversary,
+                &life("2026-01-15T10:00:00Z", true),
+                first,
+                ts("2026-01-30T22:00:00Z")
+            ),
+            dec("0.493188010899")
+        );
     }
 
     #[test]

@@ -31,7 +31,8 @@ use super::now;
 use super::orgs::parse_uuid;
 use super::usage::{self, Scope};
 use super::{
-    billable_metrics, coupons, credit_notes, customers, plans, subscriptions, taxes, wallets,
+    billable_metrics, coupons, credit_notes, customers, plans, subscriptions, taxes,
+    termination_credits, wallets,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
@@ -92,10 +93,10 @@ pub(super) fn candidates(conn: &Connection) -> StoreResult<Vec<i64>> {
 }
 
 /// What pricing a subscription needs.
-struct Billed {
-    org: i64,
-    subscription: Subscription,
-    plan: Plan,
+pub(super) struct Billed {
+    pub(super) org: i64,
+    pub(super) subscription: Subscription,
+    pub(super) plan: Plan,
     customer: Customer,
     tz: Tz,
     /// Whether events naming only the customer belong to this subscription.
@@ -107,7 +108,7 @@ struct Billed {
 }
 
 impl Billed {
-    fn load(conn: &Connection, seq: i64) -> StoreResult<Billed> {
+    pub(super) fn load(conn: &Connection, seq: i64) -> StoreResult<Billed> {
         let org: i64 = conn.query_row(
             "SELECT org FROM subscriptions WHERE seq = ?1",
             [seq],
@@ -157,7 +158,7 @@ impl Billed {
         })
     }
 
-    fn schedule(&self) -> Option<Schedule> {
+    pub(super) fn schedule(&self) -> Option<Schedule> {
         Some(Schedule {
             interval: self.plan.terms.interval,
             billing_time: self.subscription.billing_time,
@@ -166,7 +167,7 @@ impl Billed {
         })
     }
 
-    fn life(&self) -> Option<Life> {
+    pub(super) fn life(&self) -> Option<Life> {
         let started_at = self.subscription.started_at?;
         let trial = i64::from(self.plan.terms.trial_period_days);
         Some(Life {
@@ -635,6 +636,11 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
             "UPDATE billing_runs SET invoice = ?3 WHERE subscription = ?1 AND boundary = ?2",
             params![seq, run.boundary.micros(), invoice],
         )?;
+        if life.terminated_at.is_some_and(|end| run.boundary >= end) {
+            // The last run: credit what was paid in advance past the end, before the final invoice
+            // is finalized, so that invoice spends it first.
+            termination_credits::issue(conn, seq, now_at)?;
+        }
         if grace_days == 0 {
             finalize_now(conn, invoice, now_at)?;
         } else {
@@ -645,11 +651,12 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
     Ok(created)
 }
 
-/// Finalizes a draft at `at`: prices it from current data spending coupons and credit, and numbers
-/// it.
+/// Finalizes a draft at `at`: prices it from current data spending coupons and credit, numbers it,
+/// and issues the termination credit note that waited for it, if any.
 fn finalize_now(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
     recompute(conn, invoice, Some(at))?;
-    number(conn, invoice, at)
+    number(conn, invoice, at)?;
+    termination_credits::after_finalizing(conn, invoice, at)
 }
 
 /// Finalizes an invoice: gives it the customer's next number (numbers are given only here, in the

@@ -12,6 +12,8 @@ pub mod totals;
 pub mod usage;
 
 pub use fees::{Fee, FeeKind, charge_fees, commitment_fee, subscription_fee};
-pub use runs::{Life, Run, RunReason, SubscriptionCharge, due_runs};
+pub use runs::{
+    Life, Run, RunReason, SubscriptionCharge, charges_share, due_runs, unused_advance_share,
+};
 pub use totals::InvoiceTotals;
 pub use usage::{BucketUsage, GroupAggregate, GroupUsage, charge_buckets};

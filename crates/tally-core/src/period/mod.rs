@@ -223,19 +223,43 @@ impl Schedule {
     /// it is [`Schedule::period_containing`].
     pub fn charges_period_containing(&self, at: Timestamp, bill_charges_monthly: bool) -> Period {
         let period = self.period_containing(at);
-        if !bill_charges_monthly
-            || !matches!(self.interval, Interval::Yearly | Interval::Semiannual)
-        {
+        if !splits_charges_monthly(self.interval, bill_charges_monthly) {
             return period;
         }
-        let months = Schedule {
-            interval: Interval::Monthly,
-            ..*self
-        };
-        let month = months.full_period_containing(at.max(self.anchor));
+        let month = self
+            .month_schedule()
+            .full_period_containing(at.max(self.anchor));
         Period {
             from: month.from.max(period.from),
             to: month.to.min(period.to),
         }
     }
+
+    /// Returns the whole charges period containing `at`, not clipped to the subscription's start: the
+    /// whole month with `bill_charges_monthly` on a yearly or semiannual plan, else
+    /// [`Schedule::full_period_containing`]. A charge minimum is prorated against it.
+    pub fn full_charges_period_containing(
+        &self,
+        at: Timestamp,
+        bill_charges_monthly: bool,
+    ) -> Period {
+        if splits_charges_monthly(self.interval, bill_charges_monthly) {
+            self.month_schedule().full_period_containing(at)
+        } else {
+            self.full_period_containing(at)
+        }
+    }
+
+    /// The same schedule, monthly: the months a yearly or semiannual plan bills its charges in.
+    fn month_schedule(&self) -> Schedule {
+        Schedule {
+            interval: Interval::Monthly,
+            ..*self
+        }
+    }
+}
+
+/// Tells whether charges are billed monthly, apart from the subscription fee.
+fn splits_charges_monthly(interval: Interval, bill_charges_monthly: bool) -> bool {
+    bill_charges_monthly && matches!(interval, Interval::Yearly | Interval::Semiannual)
 }

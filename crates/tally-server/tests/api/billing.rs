@@ -446,3 +446,52 @@ async fn every_period_is_billed_once_however_the_clock_moves() {
     assert_eq!(one_jump, expected);
     assert_eq!(many, expected);
 }
+
+#[tokio::test]
+async fn an_event_at_the_instant_a_subscription_ends_is_billed_once() {
+    let app = spawn_simulated("2026-04-01T00:00:00Z").await;
+    setup(&app).await;
+    let subscribe = json!({"subscription": {"external_customer_id": "acme", "plan_code": "pro",
+        "external_id": "sub", "billing_time": "calendar"}});
+    app.post_json("/api/v1/subscriptions", &subscribe, &app.admin_key)
+        .await
+        .assert_status(200);
+    app.post_json(
+        "/api/v1/events",
+        &json!({"event": {"transaction_id": "edge", "external_subscription_id": "sub",
+            "code": "storage", "timestamp": "2026-04-11T00:00:00Z", "properties": {"gb": "2"}}}),
+        &app.ingest_key,
+    )
+    .await
+    .assert_status(200);
+    app.advance("2026-04-11T00:00:00Z").await;
+    // Terminated at the event's instant, then subscribed again with the same external id at that
+    // same instant (not a plan change): the instant belongs to the subscription that ended.
+    app.delete("/api/v1/subscriptions/sub", &app.admin_key)
+        .await
+        .assert_status(200);
+    app.post_json("/api/v1/subscriptions", &subscribe, &app.admin_key)
+        .await
+        .assert_status(200);
+    let last = app.advance("2026-04-11T00:00:00Z").await;
+    assert_eq!(last.len(), 1);
+    let last = invoice(&app, &last[0]).await;
+    assert_eq!(
+        last["billing_periods"][0]["charges_to_datetime"],
+        "2026-04-11T00:00:00Z"
+    );
+    // 2 GB × 0.50 = 1.00.
+    let stored = fee(&last, "storage").expect("storage fee");
+    assert_eq!(stored["units"], "2");
+    assert_eq!(stored["amount_cents"], 100);
+    // The new subscription's April (from Apr 11 00:00) does not bill it again.
+    let may = app.advance("2026-05-01T00:00:00Z").await;
+    assert_eq!(may.len(), 1);
+    let may = invoice(&app, &may[0]).await;
+    assert_eq!(
+        may["billing_periods"][0]["charges_from_datetime"],
+        "2026-04-11T00:00:00Z"
+    );
+    assert!(fee(&may, "storage").is_none(), "{may}");
+    app.shutdown().await;
+}

@@ -24,4 +24,5 @@ mod plans;
 mod restart;
 mod rollups;
 mod subscriptions;
+mod termination_credit;
 mod unbillable;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tally_core::billing::adjustments::{CouponValue, TaxRate, adjust, apply_credits};
 use tally_core::billing::{
     BucketUsage, Fee, FeeKind, InvoiceTotals, Life, Run, RunReason, SubscriptionCharge,
-    charge_buckets, charge_fees, commitment_fee, due_runs, subscription_fee,
+    charge_buckets, charge_fees, charges_share, commitment_fee, due_runs, subscription_fee,
 };
 use tally_core::currency::Currency;
 use tally_core::customer::Customer;
@@ -34,7 +34,8 @@ use super::now;
 use super::orgs::parse_uuid;
 use super::usage::{self, Scope};
 use super::{
-    billable_metrics, coupons, credit_notes, customers, orgs, plans, subscriptions, taxes, wallets,
+    billable_metrics, coupons, credit_notes, customers, orgs, plans, subscriptions, taxes,
+    termination_credits, wallets,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
@@ -95,18 +96,22 @@ pub(super) fn candidates(conn: &Connection) -> StoreResult<Vec<i64>> {
 }
 
 /// What pricing a subscription needs.
-struct Billed {
-    org: i64,
-    subscription: Subscription,
-    plan: Plan,
+pub(super) struct Billed {
+    pub(super) org: i64,
+    pub(super) subscription: Subscription,
+    pub(super) plan: Plan,
     customer: Customer,
     tz: Tz,
     /// Whether events naming only the customer belong to this subscription.
     takes_customer_events: bool,
+    /// Whether the events at `started_at` are billed here ([`Life::bills_start_instant`]).
+    bills_start_instant: bool,
+    /// Whether the events at `terminated_at` are billed here ([`Life::bills_end_instant`]).
+    bills_end_instant: bool,
 }
 
 impl Billed {
-    fn load(conn: &Connection, seq: i64) -> StoreResult<Billed> {
+    pub(super) fn load(conn: &Connection, seq: i64) -> StoreResult<Billed> {
         let org: i64 = conn.query_row(
             "SELECT org FROM subscriptions WHERE seq = ?1",
             [seq],
@@ -122,6 +127,28 @@ impl Billed {
             [subscription.customer_id.0.to_string()],
             |row| row.get(0),
         )?;
+        // The instant a subscription ends is its own, unless a plan change starts the next one there.
+        let hands_over_end = match subscription.terminated_at {
+            Some(end) => conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE previous = ?1 AND started_at = ?2
+                    AND status IN ('active', 'terminated'))",
+                params![seq, end.micros()],
+                |row| row.get(0),
+            )?,
+            None => false,
+        };
+        // So a subscription starting when another with its external id ended (other than the one its
+        // plan change replaced) leaves that instant to it.
+        let start_taken = match subscription.started_at {
+            Some(start) => conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM subscriptions p
+                    WHERE p.org = ?1 AND p.external_id = ?2 AND p.terminated_at = ?3 AND p.seq <> ?4
+                        AND p.seq IS NOT (SELECT previous FROM subscriptions WHERE seq = ?4))",
+                params![org, subscription.external_id.as_str(), start.micros(), seq],
+                |row| row.get(0),
+            )?,
+            None => false,
+        };
         Ok(Billed {
             org,
             subscription,
@@ -129,10 +156,12 @@ impl Billed {
             customer,
             tz,
             takes_customer_events: external_ids <= 1,
+            bills_start_instant: !start_taken,
+            bills_end_instant: !hands_over_end,
         })
     }
 
-    fn schedule(&self) -> Option<Schedule> {
+    pub(super) fn schedule(&self) -> Option<Schedule> {
         Some(Schedule {
             interval: self.plan.terms.interval,
             billing_time: self.subscription.billing_time,
@@ -141,7 +170,7 @@ impl Billed {
         })
     }
 
-    fn life(&self) -> Option<Life> {
+    pub(super) fn life(&self) -> Option<Life> {
         let started_at = self.subscription.started_at?;
         let trial = i64::from(self.plan.terms.trial_period_days);
         Some(Life {
@@ -151,7 +180,14 @@ impl Billed {
             trial_end: (trial > 0)
                 .then(|| Timestamp::from_micros(started_at.micros() + trial * DAY_MICROS)),
             bill_charges_monthly: self.plan.terms.bill_charges_monthly,
+            bills_start_instant: self.bills_start_instant,
+            bills_end_instant: self.bills_end_instant,
         })
+    }
+
+    /// Returns the first instant whose events are this subscription's ([`Life::events_start`]).
+    fn events_start(&self) -> Option<Timestamp> {
+        self.life().map(|life| life.events_start())
     }
 
     fn scope(&self) -> Scope<'_> {
@@ -172,13 +208,15 @@ fn overflow(error: tally_core::aggregation::Overflow) -> StoreError {
     StoreError::Database(error.to_string())
 }
 
-/// Prices one charge over `span` (within the charges period `whole`) for a subscription.
+/// Prices one charge for a subscription: the fees cover `period`, count the events in `events` (see
+/// [`Life::events_in`]), and the charge minimum is prorated by `coverage`.
 fn price_charge(
     conn: &Connection,
     billed: &Billed,
     charge: &Charge,
-    span: Period,
-    whole: Period,
+    period: Period,
+    events: Period,
+    coverage: Decimal,
 ) -> StoreResult<Vec<StoredFee>> {
     let Some((metric_seq, metric)) =
         billable_metrics::by_id_with_seq(conn, billed.org, charge.metric_id.0)?
@@ -186,11 +224,11 @@ fn price_charge(
         return Ok(Vec::new());
     };
     let definition = &metric.definition;
-    let started = billed.subscription.started_at.unwrap_or(span.from);
+    let started = billed.events_start().unwrap_or(events.from);
     let recurring_from = if definition.recurring {
-        started.min(span.from)
+        started.min(events.from)
     } else {
-        span.from
+        events.from
     };
     let mut initial = Decimal::ZERO;
     let groups = if definition.recurring
@@ -202,7 +240,7 @@ fn price_charge(
             metric_seq,
             definition,
             billed.scope(),
-            (started, span.from),
+            (started, events.from),
         )? {
             if let tally_core::billing::GroupAggregate::State(state) = group.aggregate {
                 initial += state.sum;
@@ -214,7 +252,7 @@ fn price_charge(
             metric_seq,
             definition,
             billed.scope(),
-            (span.from, span.to),
+            (events.from, events.to),
         )?
     } else {
         usage::groups(
@@ -223,28 +261,34 @@ fn price_charge(
             metric_seq,
             definition,
             billed.scope(),
-            (recurring_from, span.to),
+            (recurring_from, events.to),
         )?
     };
-    let buckets = charge_buckets(charge, definition, &groups, (span.from, span.to), initial)
-        .map_err(overflow)?;
+    // A weighted sum is averaged over the time billed; an event at its very end weighs nothing.
+    let buckets = charge_buckets(
+        charge,
+        definition,
+        &groups,
+        (period.from, period.to),
+        initial,
+    )
+    .map_err(overflow)?;
     let values = if charge.terms.model.needs_event_values()
         || charge
             .filters
             .iter()
             .any(|(_, f)| f.model.needs_event_values())
     {
-        bucket_event_values(conn, billed, charge, definition, &buckets, span)?
+        bucket_event_values(conn, billed, charge, definition, &buckets, events)?
     } else {
         vec![None; buckets.len()]
     };
-    let coverage = proration(span, whole);
     let fees = charge_fees(
         charge,
         &buckets,
         &values,
         billed.plan.terms.currency,
-        span,
+        period,
         coverage,
     );
     Ok(fees
@@ -328,23 +372,22 @@ fn run_fees(conn: &Connection, billed: &Billed, run: &Run) -> StoreResult<Vec<St
     if let Some(part) = run.arrears {
         fees.extend(subscription_line(billed, part, false));
     }
-    if let Some(whole) = run.charges {
-        let started = billed.subscription.started_at.unwrap_or(whole.from);
-        let span = Period {
-            from: whole.from.max(started),
-            to: billed
-                .subscription
-                .terminated_at
-                .map_or(whole.to, |t| whole.to.min(t)),
-        };
-        if span.from < span.to {
+    if let (Some(charges), Some(schedule), Some(life)) =
+        (run.charges, billed.schedule(), billed.life())
+    {
+        let period = life.billed_part(charges);
+        let events = life.events_in(charges);
+        let coverage = charges_share(&schedule, &life, charges);
+        if events.from < events.to {
             for charge in billed
                 .plan
                 .charges
                 .iter()
                 .filter(|c| !c.terms.pay_in_advance)
             {
-                fees.extend(price_charge(conn, billed, charge, span, whole)?);
+                fees.extend(price_charge(
+                    conn, billed, charge, period, events, coverage,
+                )?);
             }
         }
     }
@@ -602,15 +645,27 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
             "UPDATE billing_runs SET invoice = ?3 WHERE subscription = ?1 AND boundary = ?2",
             params![seq, run.boundary.micros(), invoice],
         )?;
+        if life.terminated_at.is_some_and(|end| run.boundary >= end) {
+            // The last run: credit what was paid in advance past the end, before the final invoice
+            // is finalized, so that invoice spends it first.
+            termination_credits::issue(conn, seq, now_at)?;
+        }
         if grace_days == 0 {
-            recompute(conn, invoice, Some(now_at))?;
-            number(conn, invoice, now_at)?;
+            finalize_now(conn, invoice, now_at)?;
         } else {
             recompute(conn, invoice, None)?;
         }
         created.push(id);
     }
     Ok(created)
+}
+
+/// Finalizes a draft at `at`: prices it from current data spending coupons and credit, numbers it,
+/// and issues the termination credit note that waited for it, if any.
+fn finalize_now(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
+    recompute(conn, invoice, Some(at))?;
+    number(conn, invoice, at)?;
+    termination_credits::after_finalizing(conn, invoice, at)
 }
 
 /// Finalizes an invoice: gives it the customer's next number and the organization's next number
@@ -688,8 +743,7 @@ pub(super) fn finalize_due(conn: &Connection, now_at: Timestamp) -> StoreResult<
     };
     let mut done = Vec::with_capacity(due.len());
     for (seq, id) in due {
-        recompute(conn, seq, Some(now_at))?;
-        number(conn, seq, now_at)?;
+        finalize_now(conn, seq, now_at)?;
         done.push(InvoiceId(parse_uuid(&id)?));
     }
     Ok(done)
@@ -735,8 +789,7 @@ pub(super) fn finalize(
     if status != InvoiceStatus::Draft {
         return Err(not_allowed("invoice_not_draft"));
     }
-    recompute(conn, seq, Some(now_at))?;
-    number(conn, seq, now_at)?;
+    finalize_now(conn, seq, now_at)?;
     get(conn, org, id)
 }
 
@@ -1160,14 +1213,14 @@ fn price_all(
         return Ok(Vec::new());
     };
     let definition = &metric.definition;
+    let events = billed.life().map_or(span, |life| life.events_in(span));
     let from = if definition.recurring {
         billed
-            .subscription
-            .started_at
-            .unwrap_or(span.from)
-            .min(span.from)
+            .events_start()
+            .unwrap_or(events.from)
+            .min(events.from)
     } else {
-        span.from
+        events.from
     };
     let groups = usage::groups(
         conn,
@@ -1175,7 +1228,7 @@ fn price_all(
         metric_seq,
         definition,
         billed.scope(),
-        (from, span.to),
+        (from, events.to),
     )?;
     let buckets = charge_buckets(
         charge,
@@ -1186,7 +1239,7 @@ fn price_all(
     )
     .map_err(overflow)?;
     let values = if charge.terms.model.needs_event_values() {
-        bucket_event_values(conn, billed, charge, definition, &buckets, span)?
+        bucket_event_values(conn, billed, charge, definition, &buckets, events)?
     } else {
         vec![None; buckets.len()]
     };

@@ -71,13 +71,7 @@ pub(super) fn estimate(
                 Reason::ValueAlreadyExist,
             ));
         }
-        let credited: i64 = conn.query_row(
-            "SELECT COALESCE(SUM(i.amount_cents), 0) FROM credit_note_items i JOIN credit_notes n ON n.seq = i.credit_note
-             WHERE i.fee = ?1 AND n.voided_at IS NULL",
-            [fee_id.to_string()],
-            |r| r.get(0),
-        )?;
-        let creditable = fee.fee.amount_cents - fee.coupons_amount_cents - credited;
+        let creditable = fee.fee.amount_cents - fee.coupons_amount_cents - credited(conn, *fee_id)?;
         if *amount <= 0 || *amount > creditable {
             return Err(invalid(
                 &format!("items.{index}.amount_cents"),
@@ -107,6 +101,17 @@ pub(super) fn estimate(
     })
 }
 
+/// Returns how much of a fee credit notes not voided already credit (minor units, before taxes).
+pub(super) fn credited(conn: &Connection, fee: uuid::Uuid) -> StoreResult<i64> {
+    let credited = conn.query_row(
+        "SELECT COALESCE(SUM(i.amount_cents), 0) FROM credit_note_items i JOIN credit_notes n ON n.seq = i.credit_note
+         WHERE i.fee = ?1 AND n.voided_at IS NULL",
+        [fee.to_string()],
+        |r| r.get(0),
+    )?;
+    Ok(credited)
+}
+
 /// Issues a credit note on a finalized invoice. Without amounts, the whole total is kept as credit;
 /// a refund needs the invoice paid.
 pub(super) fn create(
@@ -114,6 +119,18 @@ pub(super) fn create(
     org: i64,
     request: &NewCreditNote,
     at: Timestamp,
+) -> StoreResult<CreditNote> {
+    issue(conn, org, request, at, None)
+}
+
+/// Issues a credit note, recording the subscription whose termination it credits, if any (at most one
+/// note per terminated subscription: a unique index holds it).
+pub(super) fn issue(
+    conn: &Connection,
+    org: i64,
+    request: &NewCreditNote,
+    at: Timestamp,
+    termination_of: Option<i64>,
 ) -> StoreResult<CreditNote> {
     let estimate = estimate(conn, org, request)?;
     let total = estimate.total_amount_cents;
@@ -146,8 +163,9 @@ pub(super) fn create(
     conn.execute(
         "INSERT INTO credit_notes (id, org, invoice, customer, number, sequential_id, reason, description, currency,
             sub_total_excluding_taxes_amount_cents, taxes_amount_cents, total_amount_cents, credit_amount_cents,
-            refund_amount_cents, balance_amount_cents, credit_status, refund_status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?13, ?15, ?16, ?17, ?17)",
+            refund_amount_cents, balance_amount_cents, credit_status, refund_status, created_at, updated_at,
+            termination_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?13, ?15, ?16, ?17, ?17, ?18)",
         params![
             id.to_string(),
             org,
@@ -165,7 +183,8 @@ pub(super) fn create(
             refund,
             (credit > 0).then_some("available"),
             (refund > 0).then_some("pending"),
-            at.micros()
+            at.micros(),
+            termination_of
         ],
     )?;
     let seq = conn.last_insert_rowid();

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "minimum_commitment",
         include_str!("../../migrations/sqlite/0009_minimum_commitment.sql"),
     ),
+    (
+        10,
+        "terminations",
+        include_str!("../../migrations/sqlite/0010_terminations.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

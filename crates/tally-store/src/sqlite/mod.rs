@@ -21,6 +21,7 @@ mod pool;
 mod rollups;
 mod subscriptions;
 mod taxes;
+mod termination_credits;
 mod usage;
 mod wallets;
 mod writer;

@@ -18,7 +18,7 @@ use tally_core::time::Timestamp;
 use super::listing::Filtered;
 use super::now;
 use super::orgs::parse_uuid;
-use super::{customers, plans};
+use super::{customers, plans, termination_credits};
 use crate::CustomerChange;
 use crate::error::{StoreError, StoreResult};
 use crate::types::{Listed, NewSubscription, SubscriptionFilter, SubscriptionUpdate};
@@ -300,6 +300,7 @@ pub(super) fn create(
                     now_at,
                     Some(active_seq),
                 )?;
+                termination_credits::issue(conn, active_seq, now_at)?;
                 by_seq(conn, seq)
             }
             PlanChange::Downgrade => {
@@ -415,6 +416,9 @@ pub(super) fn terminate(
                 "UPDATE subscriptions SET status = 'terminated', terminated_at = ?2, updated_at = ?3 WHERE seq = ?1",
                 params![seq, now_at.micros(), now().micros()],
             )?;
+            // Ended on a boundary already billed (with the next period's fee in advance), no run
+            // follows: the credit is due now.
+            termination_credits::issue(conn, seq, now_at)?;
         }
         SubscriptionStatus::Pending => {
             conn.execute(

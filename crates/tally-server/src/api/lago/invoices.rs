@@ -9,12 +9,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use chrono::Days;
 use serde_json::{Value, json};
-use tally_core::billing::FeeKind;
+use tally_core::billing::{FeeKind, RunReason};
 use tally_core::error::Reason;
 use tally_core::id::InvoiceId;
 use tally_core::invoice::{InvoiceStatus, PaymentStatus};
 use tally_core::money::dec_string;
 use tally_core::page::PageMeta;
+use tally_core::period::Period;
 use tally_core::time::Timestamp;
 use tally_store::{Invoice, InvoiceFilter, StoredFee};
 use utoipa_axum::router::OpenApiRouter;
@@ -400,14 +401,23 @@ pub fn invoice_json(invoice: &Invoice, with_fees: bool) -> Value {
         .zip(&invoice.run)
         .map(|(s, run)| {
             let charges = run.charges.unwrap_or(run.subscription_period);
+            // Ends are the last second of a period, except on a termination between boundaries,
+            // whose periods end at terminated_at itself, as Lago shows them.
+            let end = |period: Period| {
+                if run.reason == RunReason::Terminating {
+                    period.to
+                } else {
+                    period.to_inclusive()
+                }
+            };
             json!({
                 "lago_subscription_id": s.id.0,
                 "external_subscription_id": s.external_id.as_str(),
                 "lago_plan_id": s.plan_id.0,
                 "subscription_from_datetime": date_time(run.subscription_period.from),
-                "subscription_to_datetime": date_time(run.subscription_period.to_inclusive()),
+                "subscription_to_datetime": date_time(end(run.subscription_period)),
                 "charges_from_datetime": date_time(charges.from),
-                "charges_to_datetime": date_time(charges.to_inclusive()),
+                "charges_to_datetime": date_time(end(charges)),
                 "invoicing_reason": run.reason.name(),
             })
         })

@@ -17,20 +17,7 @@ use scenario::run_file;
 /// Scenarios that fail because of a known billing bug: (file name, the bug). Their expectations stay
 /// hand-computed. A listed scenario that passes fails the suite, so each entry is removed when its bug
 /// is fixed.
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    (
-        "min_amount_prorated.json",
-        "the min_amount_cents floor is never prorated: the store prices charges with coverage = \
-         proration(span, whole), but `whole` is the run's charges period, already cut at started_at or \
-         terminated_at, so the share is always 1 (900 instead of 400 for a half month, 1000 instead \
-         of 323 for 10 of 31 days)",
-    ),
-    (
-        "trial_pay_in_advance.json",
-        "a plan paid in advance with a trial bills the fee after the trial on an opening invoice at \
-         started_at, during the trial, instead of when the trial ends (docs/billing.md, Trials)",
-    ),
-];
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")

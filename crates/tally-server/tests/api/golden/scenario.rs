@@ -29,6 +29,7 @@ const STEP_KINDS: &[&str] = &[
     "terminate",
     "plan_change",
     "expect_invoices",
+    "expect_credit_notes",
 ];
 
 /// Events per `POST /events/batch` (Lago's limit).
@@ -51,6 +52,7 @@ pub(super) async fn run_file(text: String) -> Vec<String> {
         subscription: String::new(),
         customer: Value::Null,
         unchecked: None,
+        checked_notes: Vec::new(),
         failures: Vec::new(),
     };
     if let Err(error) = run.setup(&scenario).await {
@@ -72,6 +74,19 @@ pub(super) async fn run_file(text: String) -> Vec<String> {
                 "step {index}: the advance created {} invoice(s) that no expect_invoices step checks",
                 ids.len()
             ));
+        }
+        match run.new_credit_notes().await {
+            Ok(notes) if !notes.is_empty() => run.failures.push(format!(
+                "{} credit note(s) that no expect_credit_notes step checks: [{}]",
+                notes.len(),
+                notes
+                    .iter()
+                    .map(note_summary)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Ok(_) => {}
+            Err(error) => run.failures.push(format!("listing credit notes: {error}")),
         }
     }
     let failures = std::mem::take(&mut run.failures);
@@ -120,18 +135,23 @@ fn validate(scenario: &Value) -> Vec<String> {
                 "step {index}: a step holds exactly one of {STEP_KINDS:?} (and maybe a note), found {kinds:?}"
             )),
         }
-        for (i, invoice) in step
-            .get("expect_invoices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let note = invoice.get("note").and_then(Value::as_str);
-            if note.is_none_or(|n| n.trim().is_empty()) {
-                problems.push(format!(
-                    "step {index}: expected invoice {i} needs a \"note\" with the hand arithmetic"
-                ));
+        for (key, what) in [
+            ("expect_invoices", "invoice"),
+            ("expect_credit_notes", "credit note"),
+        ] {
+            for (i, expected) in step
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let note = expected.get("note").and_then(Value::as_str);
+                if note.is_none_or(|n| n.trim().is_empty()) {
+                    problems.push(format!(
+                        "step {index}: expected {what} {i} needs a \"note\" with the hand arithmetic"
+                    ));
+                }
             }
         }
     }
@@ -148,6 +168,8 @@ struct Run<'a> {
     /// The invoices of the last advance not checked yet, with the step that made them; an advance
     /// that made some must be followed by `expect_invoices` before the next advance.
     unchecked: Option<(usize, Vec<String>)>,
+    /// The credit notes an `expect_credit_notes` step has checked (each is checked once).
+    checked_notes: Vec<String>,
     failures: Vec<String>,
 }
 
@@ -278,6 +300,8 @@ impl Run<'_> {
                 .map(drop)
         } else if let Some(expected) = step.get("expect_invoices") {
             self.expect_invoices(index, expected).await
+        } else if let Some(expected) = step.get("expect_credit_notes") {
+            self.expect_credit_notes(index, expected).await
         } else {
             Err("unknown step".into())
         }
@@ -375,6 +399,80 @@ impl Run<'_> {
         );
         Ok(())
     }
+
+    /// Returns the customer's credit notes that no `expect_credit_notes` step has checked, oldest
+    /// first, each as `GET /api/v1/credit_notes/{lago_id}` answers it.
+    async fn new_credit_notes(&self) -> Result<Vec<Value>, String> {
+        let customer = self.customer.as_str().unwrap_or_default();
+        let listed = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/credit_notes?external_customer_id={customer}&per_page=1000"),
+                None,
+            )
+            .await?;
+        let mut notes = Vec::new();
+        for listed in listed["credit_notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .rev()
+        {
+            let id = listed["lago_id"].as_str().unwrap_or_default();
+            if self.checked_notes.iter().any(|seen| seen == id) {
+                continue;
+            }
+            let got = self
+                .call(Method::GET, &format!("/api/v1/credit_notes/{id}"), None)
+                .await?;
+            notes.push(got["credit_note"].clone());
+        }
+        Ok(notes)
+    }
+
+    async fn expect_credit_notes(&mut self, index: usize, expected: &Value) -> Result<(), String> {
+        let expected = expected
+            .as_array()
+            .ok_or("\"expect_credit_notes\" is a list")?;
+        let notes = self.new_credit_notes().await?;
+        let mut out = Vec::new();
+        if notes.len() != expected.len() {
+            out.push(format!(
+                "{} new credit note(s), {} expected",
+                notes.len(),
+                expected.len()
+            ));
+        }
+        for (i, (want, got)) in expected.iter().zip(&notes).enumerate() {
+            compare(want, got, &format!("credit_note[{i}]"), &mut out);
+        }
+        for (i, got) in notes.iter().enumerate().skip(expected.len()) {
+            out.push(format!(
+                "credit_note[{i}]: unexpected {}",
+                note_summary(got)
+            ));
+        }
+        self.checked_notes.extend(
+            notes
+                .iter()
+                .filter_map(|n| n["lago_id"].as_str().map(str::to_owned)),
+        );
+        self.failures.extend(
+            out.into_iter()
+                .map(|m| format!("step {index} (expect_credit_notes): {m}")),
+        );
+        Ok(())
+    }
+}
+
+/// One line about a credit note nobody expected.
+fn note_summary(note: &Value) -> String {
+    format!(
+        "{} {} total_amount_cents {}",
+        note["number"].as_str().unwrap_or("?"),
+        note["reason"].as_str().unwrap_or("?"),
+        note["total_amount_cents"]
+    )
 }
 
 /// Replaces each charge's `billable_metric_code` with the created metric's `billable_metric_id`.

@@ -11,7 +11,7 @@ pub mod runs;
 pub mod totals;
 pub mod usage;
 
-pub use fees::{Fee, FeeKind, charge_fees, subscription_fee};
+pub use fees::{Fee, FeeKind, add_on_fee, charge_fees, subscription_fee};
 pub use runs::{Life, Run, RunReason, SubscriptionCharge, due_runs};
 pub use totals::InvoiceTotals;
 pub use usage::{BucketUsage, GroupAggregate, GroupUsage, charge_buckets};

@@ -335,6 +335,7 @@ fn kind_label(stored: &StoredFee) -> &'static str {
         (FeeKind::Charge, false) => "Usage",
         (FeeKind::Commitment, _) => "Minimum commitment",
         (FeeKind::Credit, _) => "Prepaid credits purchase",
+        (FeeKind::AddOn, _) => "Add-on",
     }
 }
 

@@ -302,6 +302,7 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
             ("BillableMetric", f.charge_id.map(|c| json!(c.0)))
         }
         FeeKind::Credit => ("WalletTransaction", None),
+        FeeKind::AddOn => ("AddOn", None),
     };
     json!({
         "lago_id": stored.id.0,

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::float_arithmetic)]
 
+pub mod add_on;
 pub mod aggregation;
 pub mod apikey;
 pub mod billing;

@@ -14,6 +14,7 @@ pub use error::{StoreError, StoreResult};
 pub use types::*;
 
 use async_trait::async_trait;
+use tally_core::add_on::{AddOn, AddOnDraft};
 use tally_core::apikey::{ApiKey, Scope};
 use tally_core::coupon::{AppliedCoupon, Coupon, CouponTerms};
 use tally_core::customer::{Customer, CustomerProfile};
@@ -271,7 +272,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a tax.
     async fn delete_tax(&self, org: OrganizationId, code: &str) -> StoreResult<Tax>;
 
-    /// Replaces the taxes a customer (`owner_kind` `customer`) or plan (`plan`) carries, by code.
+    /// Replaces the taxes a customer (`owner_kind` `customer`), plan (`plan`) or add-on (`add_on`)
+    /// carries, by code.
     async fn set_taxes(
         &self,
         org: OrganizationId,
@@ -287,6 +289,35 @@ pub trait Store: Send + Sync + 'static {
         owner_kind: &'static str,
         owner: uuid::Uuid,
     ) -> StoreResult<Vec<Tax>>;
+
+    /// Creates an add-on with its taxes.
+    async fn create_add_on(&self, org: OrganizationId, draft: AddOnDraft) -> StoreResult<AddOn>;
+
+    /// Replaces an add-on's fields (and its taxes, when the draft names them).
+    async fn update_add_on(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        draft: AddOnDraft,
+    ) -> StoreResult<AddOn>;
+
+    /// Reads a live add-on by code.
+    async fn add_on(&self, org: OrganizationId, code: &str) -> StoreResult<AddOn>;
+
+    /// Lists live add-ons, oldest first.
+    async fn list_add_ons(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<AddOn>>;
+
+    /// Deletes an add-on; invoices that billed it keep their fees.
+    async fn delete_add_on(&self, org: OrganizationId, code: &str) -> StoreResult<AddOn>;
+
+    /// Bills add-ons to a customer on a one-off invoice, finalized and numbered at `at` (the
+    /// billing clock's time), in one transaction.
+    async fn create_one_off_invoice(
+        &self,
+        org: OrganizationId,
+        request: NewOneOffInvoice,
+        at: Timestamp,
+    ) -> StoreResult<Invoice>;
 
     /// Creates a coupon.
     async fn create_coupon(&self, org: OrganizationId, terms: CouponTerms) -> StoreResult<Coupon>;

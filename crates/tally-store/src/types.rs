@@ -253,6 +253,10 @@ pub struct StoredFee {
     pub filter_values: Option<Value>,
     /// Whether the fee was billed in advance.
     pub pay_in_advance: bool,
+    /// The add-on a one-off fee bills (its id, kept when the add-on is deleted).
+    pub add_on_id: Option<uuid::Uuid>,
+    /// The fee's own description (one-off fees: the one sent, else the add-on's).
+    pub description: Option<String>,
     /// The part of the invoice's coupons spread onto this fee, in minor units.
     pub coupons_amount_cents: i64,
     /// The fee's taxes, each rounded once.
@@ -304,7 +308,7 @@ pub struct Invoice {
     pub timezone: Tz,
     /// The subscription billed, for subscription invoices.
     pub subscription: Option<tally_core::subscription::Subscription>,
-    /// `subscription` (others come later).
+    /// `subscription`, `credit` (wallet top-ups) or `one_off` (add-ons).
     pub invoice_type: String,
     /// Draft, finalized or voided.
     pub status: tally_core::invoice::InvoiceStatus,
@@ -339,6 +343,38 @@ pub struct Invoice {
     pub finalized_at: Option<Timestamp>,
     /// When it was voided.
     pub voided_at: Option<Timestamp>,
+}
+
+/// A request for a one-off invoice: add-ons billed to a customer at once (Lago `POST /invoices`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOneOffInvoice {
+    /// The customer, who must exist.
+    pub external_customer_id: tally_core::id::ExternalId,
+    /// The invoice's currency; `None` takes the customer's. It must be the customer's when the
+    /// customer has one, and becomes the customer's when not.
+    pub currency: Option<tally_core::currency::Currency>,
+    /// The fees, in order; at least one.
+    pub fees: Vec<OneOffFee>,
+}
+
+/// One fee of a one-off invoice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOffFee {
+    /// The add-on billed.
+    pub add_on_code: String,
+    /// Units billed (≥ 0); 1 when `None`.
+    pub units: Option<Decimal>,
+    /// Price of one unit in minor units (≥ 0); the add-on's price when `None`.
+    pub unit_amount_cents: Option<i64>,
+    /// Shown with the fee; the add-on's description when `None`.
+    pub description: Option<String>,
+    /// The name the invoice shows; the add-on's display name when `None`.
+    pub invoice_display_name: Option<String>,
+    /// The fee's taxes by code; when `None` or empty, the add-on's, else the customer's, else the
+    /// organization's.
+    pub tax_codes: Option<Vec<String>>,
+    /// The period the fee covers, both ends included; the invoice's instant when `None`.
+    pub period: Option<(Timestamp, Timestamp)>,
 }
 
 /// Filters for listing invoices.

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::charge::{ChargeModel, ChargeUsage};
 use crate::currency::Currency;
 use crate::id::{ChargeFilterId, ChargeId};
-use crate::money::{from_minor, round_fee};
+use crate::money::{RoundingMode, from_minor, round_fee, to_minor};
 use crate::period::Period;
 use crate::plan::{Charge, MinimumCommitment, PlanTerms};
 
@@ -23,16 +23,19 @@ pub enum FeeKind {
     Commitment,
     /// Prepaid credits bought for a wallet.
     Credit,
+    /// An add-on billed on a one-off invoice.
+    AddOn,
 }
 
 impl FeeKind {
-    /// Returns the Lago item type (`subscription`, `charge`, `commitment`).
+    /// Returns the Lago item type (`subscription`, `charge`, `commitment`, `credit`, `add_on`).
     pub fn name(self) -> &'static str {
         match self {
             FeeKind::Subscription => "subscription",
             FeeKind::Charge => "charge",
             FeeKind::Commitment => "commitment",
             FeeKind::Credit => "credit",
+            FeeKind::AddOn => "add_on",
         }
     }
 
@@ -43,6 +46,7 @@ impl FeeKind {
             "charge" => Some(FeeKind::Charge),
             "commitment" => Some(FeeKind::Commitment),
             "credit" => Some(FeeKind::Credit),
+            "add_on" => Some(FeeKind::AddOn),
             _ => None,
         }
     }
@@ -130,6 +134,34 @@ pub fn commitment_fee(
     })
 }
 
+/// A one-off fee for an add-on: `units` at `unit_amount_cents` (minor units of `currency`) each, rounded
+/// once, half to even, to a whole minor unit. Returns `None` when the units or the price are negative
+/// or the amount does not fit in minor units; callers refuse such input.
+pub fn add_on_fee(
+    unit_amount_cents: i64,
+    units: Decimal,
+    currency: Currency,
+    period: Period,
+) -> Option<Fee> {
+    if unit_amount_cents < 0 || units.is_sign_negative() {
+        return None;
+    }
+    let precise = from_minor(unit_amount_cents, currency).checked_mul(units)?;
+    let amount_cents = to_minor(precise, currency, RoundingMode::HalfEven)?;
+    Some(Fee {
+        kind: FeeKind::AddOn,
+        charge_id: None,
+        filter_id: None,
+        units: units.normalize(),
+        total_aggregated_units: units.normalize(),
+        events_count: 0,
+        precise_amount: precise.normalize(),
+        amount_cents,
+        period,
+        details: Value::Null,
+    })
+}
+
 /// The fees of one charge for a period: one per bucket (filters, then the charge's own terms), plus a
 /// true-up fee when the charge's total is below its minimum prorated by `coverage` (the share of the
 /// period the subscription covered). `event_values` gives, per bucket, the values percentage charges
@@ -195,4 +227,74 @@ pub fn charge_fees(
         }
     }
     fees
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn currency(code: &str) -> Currency {
+        Currency::parse(code).expect("currency")
+    }
+
+    fn day() -> Period {
+        Period {
+            from: Timestamp::from_seconds(1_773_532_800),
+            to: Timestamp::from_seconds(1_773_532_801),
+        }
+    }
+
+    fn amount(unit_amount_cents: i64, units: &str, code: &str) -> Option<(i64, Decimal)> {
+        add_on_fee(
+            unit_amount_cents,
+            units.parse().expect("units"),
+            currency(code),
+            day(),
+        )
+        .map(|f| (f.amount_cents, f.precise_amount))
+    }
+
+    #[test]
+    fn add_on_fees_round_once_half_to_even() {
+        // 10.01 USD × 2.5 = 25.025 USD: a tie between 2502 and 2503 cents, to the even 2502.
+        assert_eq!(
+            amount(1001, "2.5", "USD"),
+            Some((2502, Decimal::new(25025, 3)))
+        );
+        // 10.03 USD × 2.5 = 25.075 USD: a tie, to the even 2508.
+        assert_eq!(
+            amount(1003, "2.5", "USD"),
+            Some((2508, Decimal::new(25075, 3)))
+        );
+        // 12.34 USD × 3 = 37.02 USD exactly.
+        assert_eq!(
+            amount(1234, "3", "USD"),
+            Some((3702, Decimal::new(3702, 2)))
+        );
+        // ¥333 × 0.5 = ¥166.5, to the even ¥166.
+        assert_eq!(
+            amount(333, "0.5", "JPY"),
+            Some((166, Decimal::new(1665, 1)))
+        );
+        // 1.001 KWD × 1.5 = 1.5015 KWD, to the even 1.502 (1502 fils).
+        assert_eq!(
+            amount(1001, "1.5", "KWD"),
+            Some((1502, Decimal::new(15015, 4)))
+        );
+        // A price of 0 bills 0.
+        assert_eq!(amount(0, "4", "USD"), Some((0, Decimal::ZERO)));
+    }
+
+    #[test]
+    fn add_on_fees_refuse_negative_or_oversized_input() {
+        assert_eq!(amount(-1, "1", "USD"), None);
+        assert_eq!(amount(100, "-0.5", "USD"), None);
+        assert_eq!(amount(i64::MAX, "2", "USD"), None);
+        let fee = add_on_fee(500, Decimal::new(25, 1), currency("USD"), day()).expect("fee");
+        assert_eq!(fee.kind, FeeKind::AddOn);
+        assert_eq!(fee.units, Decimal::new(25, 1));
+        // 12.50 / 2.5 = 5.00 per unit.
+        assert_eq!(fee.precise_unit_amount(), Decimal::from(5));
+    }
 }

@@ -11,7 +11,7 @@ pub mod runs;
 pub mod totals;
 pub mod usage;
 
-pub use fees::{Fee, FeeKind, charge_fees, commitment_fee, subscription_fee};
+pub use fees::{Fee, FeeKind, add_on_fee, charge_fees, commitment_fee, subscription_fee};
 pub use runs::{
     Life, Run, RunReason, SubscriptionCharge, charges_share, due_runs, unused_advance_share,
 };

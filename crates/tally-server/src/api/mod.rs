@@ -45,6 +45,7 @@ pub const BULK_BODY_LIMIT: usize = 64 * 1024 * 1024;
         (name = "coupons", description = "Lago coupons and applied coupons"),
         (name = "wallets", description = "Lago wallets of prepaid credits"),
         (name = "credit_notes", description = "Lago credit notes on finalized invoices"),
+        (name = "add_ons", description = "Lago add-ons, billed on one-off invoices"),
         (name = "clock", description = "The simulated billing clock (tally serve --clock simulated)")
     )
 )]
@@ -77,6 +78,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(lago::coupons::router())
         .merge(lago::wallets::router())
         .merge(lago::credit_notes::router())
+        .merge(lago::add_ons::router())
         .merge(clock::router())
         .merge(lago::events::router())
         .merge(openmeter::meters::router())
@@ -87,7 +89,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// Lago resources of the billing half, planned but not built yet: they answer 501 with a message
 /// rather than a misleading 404.
-const NOT_BUILT: [&str; 3] = ["fees", "add_ons", "webhook_endpoints"];
+const NOT_BUILT: [&str; 2] = ["fees", "webhook_endpoints"];
 
 fn not_built_routes() -> Router<AppState> {
     let answer = |what: &'static str| {

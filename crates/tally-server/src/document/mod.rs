@@ -52,7 +52,8 @@ impl Badge {
 pub struct DocumentLine {
     /// What is billed: the item's display name, with the filter when the line bills one.
     pub item: String,
-    /// The kind of line and the period it covers (`Usage · 2026-03-01 – 2026-03-31`).
+    /// The kind of line and the period it covers (`Usage · 2026-03-01 – 2026-03-31`), then the fee's
+    /// description when it has one.
     pub detail: String,
     /// Units billed.
     pub units: String,
@@ -315,6 +316,19 @@ fn period_rows(invoice: &Invoice) -> Vec<(&'static str, String)> {
             ),
         ));
     }
+    // A one-off invoice has no billing run: it shows the span its fees cover.
+    if invoice.invoice_type == "one_off"
+        && let Some(span) = invoice
+            .fees
+            .iter()
+            .map(|f| f.fee.period)
+            .reduce(|a, b| Period {
+                from: a.from.min(b.from),
+                to: a.to.max(b.to),
+            })
+    {
+        rows.push(("Service period", period_text(span, tz)));
+    }
     if let Some(run) = run {
         rows.push((
             "Subscription period",
@@ -335,6 +349,7 @@ fn kind_label(stored: &StoredFee) -> &'static str {
         (FeeKind::Charge, false) => "Usage",
         (FeeKind::Commitment, _) => "Minimum commitment",
         (FeeKind::Credit, _) => "Prepaid credits purchase",
+        (FeeKind::AddOn, _) => "Add-on",
     }
 }
 
@@ -374,13 +389,17 @@ fn fee_line(stored: &StoredFee, currency: Currency, tz: Tz) -> DocumentLine {
     if let Some(filter) = filter {
         item = format!("{item} \u{b7} {filter}");
     }
+    let mut detail = format!(
+        "{} \u{b7} {}",
+        kind_label(stored),
+        period_text(f.period, tz)
+    );
+    if let Some(description) = present(&stored.description) {
+        detail = format!("{detail} \u{b7} {description}");
+    }
     DocumentLine {
         item,
-        detail: format!(
-            "{} \u{b7} {}",
-            kind_label(stored),
-            period_text(f.period, tz)
-        ),
+        detail,
         units: format_units(f.units),
         unit_price: format_price(f.precise_unit_amount(), currency),
         amount: format_amount(f.amount_cents, currency),

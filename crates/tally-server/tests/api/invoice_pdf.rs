@@ -102,7 +102,7 @@ async fn download(app: &TestApp, id: &str) -> Value {
 }
 
 /// Fetches a URL with no API key and returns the status, content type and raw body.
-async fn fetch(app: &TestApp, url: &str) -> (StatusCode, String, Vec<u8>) {
+pub async fn fetch(app: &TestApp, url: &str) -> (StatusCode, String, Vec<u8>) {
     let response = app.client.get(url).send().await.expect("request sent");
     let status = response.status();
     let content_type = response
@@ -115,7 +115,7 @@ async fn fetch(app: &TestApp, url: &str) -> (StatusCode, String, Vec<u8>) {
 }
 
 /// Parses a PDF (panics when it is not one) and returns the text of every page.
-fn pdf_text(bytes: &[u8]) -> String {
+pub fn pdf_text(bytes: &[u8]) -> String {
     assert!(bytes.starts_with(b"%PDF-"), "not a PDF");
     let document = lopdf::Document::load_mem(bytes).expect("a well-formed PDF");
     let pages: Vec<u32> = document.get_pages().keys().copied().collect();

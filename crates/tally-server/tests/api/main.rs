@@ -1,6 +1,7 @@
 //! The server's integration tests: each module starts real servers on temporary SQLite files and
 //! checks one feature through HTTP against the Lago and OpenMeter contracts (COMPAT.md).
 
+mod add_ons;
 mod adjustments;
 mod aggregations;
 mod auth;

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_simulated};
 
 /// Every route tally serves under `/api/v1`, written by hand.
-const ROUTES: [(&str, &str); 71] = [
+const ROUTES: [(&str, &str); 76] = [
     ("post", "/api/v1/customers"),
     ("get", "/api/v1/customers"),
     ("get", "/api/v1/customers/{external_customer_id}"),
@@ -83,6 +83,11 @@ const ROUTES: [(&str, &str); 71] = [
         "/api/v1/customers/{external_customer_id}/applied_coupons/{lago_id}",
     ),
     ("post", "/api/v1/clock"),
+    ("post", "/api/v1/add_ons"),
+    ("get", "/api/v1/add_ons"),
+    ("get", "/api/v1/add_ons/{code}"),
+    ("put", "/api/v1/add_ons/{code}"),
+    ("delete", "/api/v1/add_ons/{code}"),
     // Counted separately: the document itself.
     ("get", "/api/v1/openapi.json"),
 ];

@@ -339,6 +339,8 @@ fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
         filter_name: filter.and_then(|f| f.invoice_display_name.clone()),
         filter_values: filter.map(|f| json!(f.values)),
         pay_in_advance: charge.terms.pay_in_advance,
+        add_on_id: None,
+        description: None,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
         created_at: now(),
@@ -359,6 +361,8 @@ fn subscription_line(
         filter_name: None,
         filter_values: None,
         pay_in_advance: in_advance,
+        add_on_id: None,
+        description: None,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
         created_at: now(),
@@ -437,12 +441,13 @@ fn run_from_json(text: &str) -> Option<Run> {
     })
 }
 
-fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResult<()> {
+/// Writes an invoice's fees and their taxes.
+pub(super) fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResult<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO fees (id, invoice, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values,
             units, total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to,
-            details, pay_in_advance, created_at, coupons_amount_cents, taxes_amount_cents)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+            details, pay_in_advance, created_at, coupons_amount_cents, taxes_amount_cents, add_on, description)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     )?;
     let mut insert_tax = conn.prepare_cached(
         "INSERT INTO fee_taxes (fee, tax, rate, amount_cents) SELECT ?1, seq, ?3, ?4 FROM taxes WHERE id = ?2",
@@ -473,6 +478,8 @@ fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResul
             stored.created_at.micros(),
             stored.coupons_amount_cents,
             stored.taxes.iter().map(|t| t.amount_cents).sum::<i64>(),
+            stored.add_on_id.map(|id| id.to_string()),
+            stored.description,
         ])?;
         for tax in &stored.taxes {
             insert_tax.execute(params![
@@ -914,7 +921,7 @@ fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values, units,
             total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to, details,
-            pay_in_advance, created_at, coupons_amount_cents
+            pay_in_advance, created_at, coupons_amount_cents, add_on, description
          FROM fees WHERE invoice = ?1 ORDER BY seq",
     )?;
     let fees = stmt
@@ -944,6 +951,8 @@ fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
                 filter_name: row.get(6)?,
                 filter_values: filter_values.and_then(|v| serde_json::from_str(&v).ok()),
                 pay_in_advance: row.get(16)?,
+                add_on_id: uuid(19)?,
+                description: row.get(20)?,
                 created_at: Timestamp::from_micros(row.get(17)?),
                 coupons_amount_cents: row.get(18)?,
                 taxes: Vec::new(),
@@ -1304,6 +1313,8 @@ pub(super) fn credit_invoice(
         filter_name: None,
         filter_values: None,
         pay_in_advance: true,
+        add_on_id: None,
+        description: None,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
         created_at: now(),
@@ -1394,6 +1405,8 @@ fn commitment_line(
         invoice_display_name: commitment.invoice_display_name.clone(),
         filter_name: None,
         filter_values: None,
+        add_on_id: None,
+        description: None,
         pay_in_advance: false,
         coupons_amount_cents: 0,
         taxes: Vec::new(),

@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "terminations",
         include_str!("../../migrations/sqlite/0010_terminations.sql"),
     ),
+    (
+        11,
+        "add_ons",
+        include_str!("../../migrations/sqlite/0011_add_ons.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
@@ -145,4 +150,68 @@ fn check_not_newer(current: i64) -> StoreResult<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Version 11 rebuilds `tax_links` to let add-ons carry taxes; the links customers and plans
+    /// already had must come through unchanged.
+    #[test]
+    fn the_add_on_migration_keeps_existing_tax_links() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+            .expect("foreign keys");
+        for (version, _, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 11) {
+            conn.execute_batch(sql)
+                .unwrap_or_else(|e| panic!("migration {version}: {e}"));
+        }
+        conn.execute_batch(
+            "INSERT INTO organizations (seq, id, name, created_at) VALUES (1, 'org', 'Org', 0);
+             INSERT INTO taxes (seq, id, org, code, name, rate, created_at, updated_at)
+                 VALUES (1, 't1', 1, 'vat', 'VAT', '20', 0, 0), (2, 't2', 1, 'gst', 'GST', '5', 0, 0);
+             INSERT INTO tax_links (owner_kind, owner, tax)
+                 VALUES ('customer', 'c1', 1), ('plan', 'p1', 1), ('plan', 'p1', 2);",
+        )
+        .expect("version 10 rows");
+        let (_, _, v11) = MIGRATIONS
+            .iter()
+            .find(|(v, _, _)| *v == 11)
+            .expect("version 11");
+        conn.execute_batch(v11).expect("migration 11");
+
+        let mut stmt = conn
+            .prepare("SELECT owner_kind, owner, tax FROM tax_links ORDER BY owner_kind, owner, tax")
+            .expect("select");
+        let links: Vec<(String, String, i64)> = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        let expected = [("customer", "c1", 1), ("plan", "p1", 1), ("plan", "p1", 2)]
+            .map(|(k, o, t)| (k.to_owned(), o.to_owned(), t));
+        assert_eq!(links, expected);
+        conn.execute(
+            "INSERT INTO tax_links (owner_kind, owner, tax) VALUES ('add_on', 'a1', 2)",
+            [],
+        )
+        .expect("add-ons carry taxes");
+        assert!(
+            conn.execute(
+                "INSERT INTO tax_links (owner_kind, owner, tax) VALUES ('wallet', 'w1', 2)",
+                [],
+            )
+            .is_err(),
+            "other owners are still refused"
+        );
+        assert!(
+            conn.execute(
+                "INSERT INTO tax_links (owner_kind, owner, tax) VALUES ('add_on', 'a2', 99)",
+                [],
+            )
+            .is_err(),
+            "the tax must exist"
+        );
+    }
 }

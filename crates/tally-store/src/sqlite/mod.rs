@@ -4,6 +4,7 @@
 //! power cut; `NORMAL` trades the last commits before an OS crash for fewer syncs (see
 //! docs/performance.md for the measured difference).
 
+mod add_ons;
 mod billable_metrics;
 mod billing;
 mod checkpoint;
@@ -14,6 +15,7 @@ mod events;
 mod keys;
 mod listing;
 mod migrate;
+mod one_off;
 mod orgs;
 mod past_usage;
 mod plans;
@@ -32,6 +34,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
+use tally_core::add_on::{AddOn, AddOnDraft};
 use tally_core::apikey::{ApiKey, Scope};
 use tally_core::coupon::{AppliedCoupon, Coupon, CouponTerms};
 use tally_core::customer::Customer;
@@ -739,6 +742,61 @@ impl Store for SqliteStore {
                     .map(|(_, t)| t)
                     .collect())
             })
+            .await
+    }
+
+    async fn create_add_on(&self, org: OrganizationId, draft: AddOnDraft) -> StoreResult<AddOn> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| add_ons::create(ctx.conn, seq, &draft))
+            .await
+    }
+
+    async fn update_add_on(
+        &self,
+        org: OrganizationId,
+        code: &str,
+        draft: AddOnDraft,
+    ) -> StoreResult<AddOn> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| add_ons::update(ctx.conn, seq, &code, &draft))
+            .await
+    }
+
+    async fn add_on(&self, org: OrganizationId, code: &str) -> StoreResult<AddOn> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.reads
+            .read(move |conn| add_ons::get(conn, seq, &code))
+            .await
+    }
+
+    async fn list_add_ons(&self, org: OrganizationId, page: Page) -> StoreResult<Listed<AddOn>> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| add_ons::list(conn, seq, page))
+            .await
+    }
+
+    async fn delete_add_on(&self, org: OrganizationId, code: &str) -> StoreResult<AddOn> {
+        let seq = self.org_seq(org).await?;
+        let code = code.to_owned();
+        self.writer
+            .write(1, move |ctx| add_ons::delete(ctx.conn, seq, &code))
+            .await
+    }
+
+    async fn create_one_off_invoice(
+        &self,
+        org: OrganizationId,
+        request: NewOneOffInvoice,
+        at: Timestamp,
+    ) -> StoreResult<Invoice> {
+        let seq = self.org_seq(org).await?;
+        self.writer
+            .write(1, move |ctx| one_off::create(ctx.conn, seq, &request, at))
             .await
     }
 

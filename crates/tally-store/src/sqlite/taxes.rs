@@ -1,4 +1,4 @@
-//! Taxes, and which taxes customers and plans carry.
+//! Taxes, and which taxes customers, plans and add-ons carry.
 
 use std::str::FromStr;
 
@@ -140,7 +140,7 @@ pub(super) fn delete(conn: &Connection, org: i64, code: &str) -> StoreResult<Tax
     Ok(tax)
 }
 
-/// Replaces the taxes an owner (`customer` or `plan`, by id) carries.
+/// Replaces the taxes an owner (`customer`, `plan` or `add_on`, by id) carries.
 pub(super) fn set_links(
     conn: &Connection,
     org: i64,
@@ -194,6 +194,16 @@ pub(super) fn for_fees(
     if !plan_taxes.is_empty() {
         return Ok(plan_taxes);
     }
+    for_customer(conn, org, customer)
+}
+
+/// The taxes a customer's fees take when nothing closer names any: the customer's, else the
+/// organization's.
+pub(super) fn for_customer(
+    conn: &Connection,
+    org: i64,
+    customer: &str,
+) -> StoreResult<Vec<(i64, Tax)>> {
     let customer_taxes = of(conn, "customer", customer)?;
     if !customer_taxes.is_empty() {
         return Ok(customer_taxes);

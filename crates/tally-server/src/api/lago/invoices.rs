@@ -1,8 +1,9 @@
 //! Lago invoices: `GET /invoices`, `GET|PUT /invoices/{lago_id}`, `PUT|POST /invoices/{lago_id}/finalize`,
 //! `PUT|POST /invoices/{lago_id}/refresh`, `POST /invoices/{lago_id}/void`,
-//! `POST /invoices/{lago_id}/download`. Invoices are made by the billing clock; a draft is recomputed
-//! until finalized, then frozen. Every answer about a finalized or voided invoice carries a fresh
-//! signed `file_url` (see [`crate::api::invoice_files`]).
+//! `POST /invoices/{lago_id}/download`, and `POST /invoices` for one-off invoices of add-ons. Other
+//! invoices are made by the billing clock; a draft is recomputed until finalized, then frozen. Every
+//! answer about a finalized or voided invoice carries a fresh signed `file_url` (see
+//! [`crate::api::invoice_files`]).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -100,11 +101,30 @@ async fn list_invoices(
     ))
 }
 
-/// One-off invoices from add-ons are not built yet.
+/// Bills add-ons to a customer on a one-off invoice, finalized and numbered at once from the
+/// customer's invoice sequence. No coupon, credit note or prepaid credit applies to it, as in Lago.
 #[utoipa::path(post, path = "/api/v1/invoices", tag = "invoices",
-    responses((status = 501, description = "one-off invoices are not built yet")))]
-async fn create_invoice(_principal: Principal) -> ApiError {
-    ApiError::NotImplemented("one-off invoices (add-ons) are not built yet; subscription invoices come from the billing clock".into())
+    request_body(content = Object, description = "`{\"invoice\": {external_customer_id, currency, fees: [{add_on_code, units (dec-string, default 1), unit_amount_cents (default: the add-on's), description, invoice_display_name, tax_codes, from_datetime, to_datetime}]}}`"),
+    responses((status = 200, description = "`{\"invoice\": {…, \"invoice_type\": \"one_off\", \"status\": \"finalized\"}}`"),
+        (status = 404, description = "`customer_not_found`, `add_on_not_found`, `tax_not_found`"),
+        (status = 422, description = "a field is refused (`currency`: `currencies_does_not_match`; `fees.<i>.<field>`)")))]
+async fn create_invoice(
+    State(state): State<AppState>,
+    principal: Principal,
+    links: DocumentLinks,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let value = parse_body(&body)?;
+    let mut fields = Fields::new(root(&value, "invoice")?);
+    let request = super::one_off::read_request(&mut fields);
+    let request = fields
+        .finish(request)?
+        .ok_or_else(|| ApiError::BadRequest("the invoice is incomplete".into()))?;
+    let invoice = state
+        .store
+        .create_one_off_invoice(principal.org, request, state.clock.now())
+        .await?;
+    Ok(answer(&invoice, &links))
 }
 
 /// Reads an invoice with its fees.
@@ -303,6 +323,7 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
             ("BillableMetric", f.charge_id.map(|c| json!(c.0)))
         }
         FeeKind::Credit => ("WalletTransaction", None),
+        FeeKind::AddOn => ("AddOn", stored.add_on_id.map(|id| json!(id))),
     };
     json!({
         "lago_id": stored.id.0,
@@ -320,7 +341,7 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
             "type": f.kind.name(),
             "code": stored.item_code,
             "name": stored.item_name,
-            "description": null,
+            "description": stored.description,
             "invoice_display_name": stored.invoice_display_name.clone().unwrap_or_else(|| stored.item_name.clone()),
             "filter_invoice_display_name": stored.filter_name,
             "filters": stored.filter_values,
@@ -343,7 +364,7 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
         "total_aggregated_units": dec_string(f.total_aggregated_units),
         "precise_unit_amount": dec_string(f.precise_unit_amount()),
         "events_count": f.events_count,
-        "description": null,
+        "description": stored.description,
         "precise_coupons_amount_cents": stored.coupons_amount_cents.to_string(),
         "sub_total_excluding_taxes_amount_cents": f.amount_cents - stored.coupons_amount_cents,
         "sub_total_excluding_taxes_precise_amount_cents": dec_string(f.precise_amount * rust_decimal::Decimal::from(10_i64.pow(invoice.currency.exponent()))),

@@ -83,6 +83,8 @@ pub struct Charge {
     pub terms: ChargeTerms,
     /// Its filters, each with its own id.
     pub filters: Vec<(ChargeFilterId, ChargeFilter)>,
+    /// Taxes of its fees, ahead of the plan's, the customer's and the organization's.
+    pub taxes: Vec<crate::tax::Tax>,
 }
 
 /// A charge's own fields.
@@ -144,6 +146,8 @@ pub struct ChargeDraft {
     pub terms: ChargeTerms,
     /// Its filters.
     pub filters: Vec<ChargeFilter>,
+    /// Codes of the taxes of its fees; `None` keeps them as they are.
+    pub tax_codes: Option<Vec<String>>,
 }
 
 impl ChargeDraft {

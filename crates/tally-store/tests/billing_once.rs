@@ -137,6 +137,7 @@ async fn set_up(store: &SqliteStore, s: &Scenario, world: &World) -> Organizatio
                         min_amount_cents: 0,
                     },
                     filters: Vec::new(),
+                    tax_codes: None,
                 }],
                 tax_codes: None,
             },

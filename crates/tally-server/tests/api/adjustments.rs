@@ -293,3 +293,75 @@ async fn wallets_pay_what_they_can_and_never_go_negative() {
         .json();
     assert_eq!(history["meta"]["total_count"], 6);
 }
+
+#[tokio::test]
+async fn a_charge_with_its_own_taxes_is_taxed_at_them() {
+    let app = spawn_simulated("2026-03-01T00:00:00Z").await;
+    ok(&app, "/api/v1/taxes", json!({"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": true}})).await;
+    ok(
+        &app,
+        "/api/v1/taxes",
+        json!({"tax": {"name": "Reduced", "code": "reduced", "rate": "5.5"}}),
+    )
+    .await;
+    let calls = app
+        .create_metric(json!({"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}))
+        .await;
+    let books = app
+        .create_metric(json!({"name": "Books", "code": "books", "aggregation_type": "count_agg"}))
+        .await;
+    let plan = ok(&app, "/api/v1/plans", json!({"plan": {"name": "Mixed", "code": "mixed", "interval": "monthly",
+        "amount_cents": 10000, "amount_currency": "USD", "pay_in_advance": false, "charges": [
+            {"billable_metric_id": calls["lago_id"], "charge_model": "standard", "properties": {"amount": "0.5"}},
+            {"billable_metric_id": books["lago_id"], "charge_model": "standard", "properties": {"amount": "1"},
+             "tax_codes": ["reduced"]}]}}))
+    .await;
+    assert_eq!(plan["plan"]["charges"][0]["taxes"], json!([]));
+    assert_eq!(plan["plan"]["charges"][1]["taxes"][0]["code"], "reduced");
+    app.create_customer("acme").await;
+    ok(
+        &app,
+        "/api/v1/subscriptions",
+        json!({"subscription": {"external_customer_id": "acme",
+        "plan_code": "mixed", "external_id": "sub"}}),
+    )
+    .await;
+    for (i, code) in ["calls", "books"].iter().cycle().take(20).enumerate() {
+        app.send_event(
+            json!({"transaction_id": format!("e{i}"), "external_subscription_id": "sub",
+            "code": code, "timestamp": "2026-03-10T00:00:00Z"}),
+        )
+        .await;
+    }
+    let created = app.advance("2026-04-01T00:00:00Z").await;
+    let march = invoice(&app, &created[0]).await;
+    // Fee 100.00 and 10 calls × 0.50 = 5.00 at VAT 20 %: 20.00 + 1.00; 10 books × 1.00 = 10.00 at
+    // the charge's own 5.5 %: 0.55. Fees 115.00, taxes 21.55, total 136.55.
+    assert_eq!(totals(&march), [11_500, 0, 11_500, 2_155, 13_655, 13_655]);
+    let fee = |code: &str| -> Value {
+        march["fees"]
+            .as_array()
+            .expect("fees")
+            .iter()
+            .find(|f| f["item"]["code"] == code)
+            .expect("fee")
+            .clone()
+    };
+    assert_eq!(fee("books")["taxes_amount_cents"], 55);
+    assert_eq!(fee("calls")["taxes_amount_cents"], 100);
+    assert_eq!(fee("mixed")["taxes_amount_cents"], 2_000);
+
+    // Updating the plan without the charges keeps the charge's taxes.
+    let kept = app
+        .put_json(
+            "/api/v1/plans/mixed",
+            &json!({"plan": {"name": "Mixed 2"}}),
+            &app.admin_key,
+        )
+        .await;
+    kept.assert_status(200);
+    assert_eq!(
+        kept.json()["plan"]["charges"][1]["taxes"][0]["code"],
+        "reduced"
+    );
+}

@@ -514,18 +514,46 @@ fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> Sto
             .into_iter()
             .filter_map(|(seq, applied)| applied.value(currency).map(|value| (seq, applied, value)))
             .collect();
-    let taxes = taxes::for_fees(conn, billed.org, &billed.plan.id.0.to_string(), &customer)?;
-    let rates: Vec<TaxRate> = taxes
+    // A charge's own taxes win; other fees take the plan's, else the customer's, else the
+    // organization's.
+    let mut taxes: Vec<tally_core::tax::Tax> =
+        taxes::for_fees(conn, billed.org, &billed.plan.id.0.to_string(), &customer)?
+            .into_iter()
+            .map(|(_, tax)| tax)
+            .collect();
+    let defaults: Vec<TaxRate> = taxes
         .iter()
         .enumerate()
-        .map(|(index, (_, tax))| TaxRate {
+        .map(|(index, tax)| TaxRate {
             tax: index,
             rate: tax.terms.rate,
         })
         .collect();
+    let mut fee_rates = Vec::with_capacity(fees.len());
+    for stored in &fees {
+        let own = stored
+            .fee
+            .charge_id
+            .and_then(|id| billed.plan.charges.iter().find(|c| c.id == id))
+            .filter(|charge| !charge.taxes.is_empty());
+        fee_rates.push(match own {
+            Some(charge) => charge
+                .taxes
+                .iter()
+                .map(|tax| {
+                    taxes.push(tax.clone());
+                    TaxRate {
+                        tax: taxes.len() - 1,
+                        rate: tax.terms.rate,
+                    }
+                })
+                .collect(),
+            None => defaults.clone(),
+        });
+    }
     let lines: Vec<Fee> = fees.iter().map(|f| f.fee.clone()).collect();
     let values: Vec<CouponValue> = coupons.iter().map(|(_, _, v)| v.clone()).collect();
-    let adjusted = adjust(&lines, &values, &vec![rates; fees.len()]);
+    let adjusted = adjust(&lines, &values, &fee_rates);
     for (index, stored) in fees.iter_mut().enumerate() {
         stored.coupons_amount_cents = adjusted.fee_coupons.get(index).copied().unwrap_or(0);
         stored.taxes = adjusted
@@ -534,7 +562,7 @@ fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> Sto
             .map(|list| {
                 list.iter()
                     .map(|(tax, amount)| {
-                        let t = &taxes[*tax].1;
+                        let t = &taxes[*tax];
                         FeeTax {
                             tax_id: t.id,
                             code: t.terms.code.to_string(),

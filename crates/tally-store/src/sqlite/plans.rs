@@ -111,6 +111,7 @@ fn charges_of(conn: &Connection, plan: i64) -> StoreResult<Vec<Charge>> {
                         min_amount_cents: row.get(11)?,
                     },
                     filters: Vec::new(),
+                    taxes: Vec::new(),
                 },
             ))
         })?
@@ -138,6 +139,10 @@ fn charges_of(conn: &Connection, plan: i64) -> StoreResult<Vec<Charge>> {
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        charge.taxes = super::taxes::of(conn, "charge", &charge.id.0.to_string())?
+            .into_iter()
+            .map(|(_, tax)| tax)
+            .collect();
         charges.push(charge);
     }
     Ok(charges)
@@ -229,6 +234,7 @@ fn properties_text(model: &ChargeModel) -> String {
 /// Writes the charges of a plan: updates those sent with an id, adds the others, removes the rest.
 fn write_charges(
     conn: &Connection,
+    org: i64,
     plan: i64,
     charges: &[ChargeDraft],
     metrics: &[i64],
@@ -301,6 +307,13 @@ fn write_charges(
             }
         };
         kept.push(seq);
+        if let Some(codes) = &charge.tax_codes {
+            let id: String =
+                conn.query_row("SELECT id FROM charges WHERE seq = ?1", [seq], |row| {
+                    row.get(0)
+                })?;
+            super::taxes::set_links(conn, org, "charge", &id, codes)?;
+        }
         for (index, filter) in charge.filters.iter().enumerate() {
             let values = serde_json::to_string(&filter.values)
                 .map_err(|e| StoreError::Database(e.to_string()))?;
@@ -367,7 +380,7 @@ pub(super) fn create(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreRes
         ],
     )?;
     let seq = conn.last_insert_rowid();
-    write_charges(conn, seq, &draft.charges, &metrics)?;
+    write_charges(conn, org, seq, &draft.charges, &metrics)?;
     let plan = by_code(conn, org, t.code.as_str())?;
     if let Some(codes) = &draft.tax_codes {
         super::taxes::set_links(conn, org, "plan", &plan.id.0.to_string(), codes)?;
@@ -414,7 +427,7 @@ pub(super) fn update(
                 .and_then(|c| c.invoice_display_name.clone()),
         ],
     )?;
-    write_charges(conn, seq, &draft.charges, &metrics)?;
+    write_charges(conn, org, seq, &draft.charges, &metrics)?;
     let plan = by_code(conn, org, t.code.as_str())?;
     if let Some(codes) = &draft.tax_codes {
         super::taxes::set_links(conn, org, "plan", &plan.id.0.to_string(), codes)?;

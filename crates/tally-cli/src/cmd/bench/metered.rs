@@ -277,6 +277,7 @@ pub async fn ensure_plan(store: &dyn Store, org: &Organization) -> Result<Plan> 
                 model(ChargeModelKind::Standard, json!({"amount": "0.00002"}))?,
             ),
             filters: Vec::new(),
+            tax_codes: None,
         },
         ChargeDraft {
             id: None,
@@ -293,6 +294,7 @@ pub async fn ensure_plan(store: &dyn Store, org: &Organization) -> Result<Plan> 
                 )?,
             ),
             filters: Vec::new(),
+            tax_codes: None,
         },
         ChargeDraft {
             id: None,
@@ -314,6 +316,7 @@ pub async fn ensure_plan(store: &dyn Store, org: &Organization) -> Result<Plan> 
                 )?,
                 invoice_display_name: Some(format!("Storage in {FILTERED_REGION}")),
             }],
+            tax_codes: None,
         },
     ];
     let draft = PlanDraft {

@@ -304,6 +304,7 @@ fn draft_of(charge: &Charge) -> ChargeDraft {
         metric_id: charge.metric_id,
         terms: charge.terms.clone(),
         filters: charge.filters.iter().map(|(_, f)| f.clone()).collect(),
+        tax_codes: None,
     }
 }
 
@@ -360,6 +361,7 @@ async fn read_charges(
             None => Vec::new(),
         };
         let pay_in_advance = nested.boolean("pay_in_advance").value().unwrap_or(false);
+        let tax_codes = super::taxes::tax_codes(&mut nested);
         let terms_code = nested.string("code").value();
         let terms = ChargeTerms {
             code: String::new(),
@@ -390,6 +392,7 @@ async fn read_charges(
                 metric_id: MetricId(metric.id.0),
                 terms: ChargeTerms { code, ..terms },
                 filters,
+                tax_codes,
             });
         }
     }
@@ -482,7 +485,7 @@ fn charge_json(charge: &Charge, created_at: &str) -> Value {
         "min_amount_cents": t.min_amount_cents,
         "properties": t.model.to_properties(),
         "filters": filters,
-        "taxes": [],
+        "taxes": charge.taxes.iter().map(super::taxes::tax_json).collect::<Vec<_>>(),
         "applied_pricing_unit": null,
         "accepts_target_wallet": false,
         "lago_parent_id": null,

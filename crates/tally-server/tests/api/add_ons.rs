@@ -5,12 +5,6 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, assert_json, spawn_app, spawn_simulated, validation_error};
 use crate::invoice_pdf::{fetch, pdf_text};
 
-async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
-    let reply = app.post_json(path, &body, &app.admin_key).await;
-    reply.assert_status(200);
-    reply.json()
-}
-
 /// An add-on answer without its generated `lago_id` and `created_at` (checked to be present).
 fn without_ids(add_on: &Value) -> Value {
     let mut add_on = add_on.clone();
@@ -28,21 +22,20 @@ fn without_ids(add_on: &Value) -> Value {
 #[tokio::test]
 async fn add_ons_are_created_listed_changed_and_deleted() {
     let app = spawn_app().await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}}),
     )
     .await;
 
-    let created = ok(
-        &app,
-        "/api/v1/add_ons",
-        json!({"add_on": {"name": "Setup", "code": "setup",
+    let created = app
+        .post_ok(
+            "/api/v1/add_ons",
+            json!({"add_on": {"name": "Setup", "code": "setup",
         "invoice_display_name": "Setup fee", "amount_cents": 50000, "amount_currency": "USD",
         "description": "Implementation for new customers.", "tax_codes": ["vat"]}}),
-    )
-    .await;
+        )
+        .await;
     assert_json(
         &without_ids(&created["add_on"]),
         &json!({"name": "Setup", "invoice_display_name": "Setup fee", "code": "setup",
@@ -53,8 +46,7 @@ async fn add_ons_are_created_listed_changed_and_deleted() {
                 "plans_count": 0, "charges_count": 0}]}),
     );
     for (code, amount) in [("support", 2500), ("workshop", 120_000)] {
-        ok(
-            &app,
+        app.post_ok(
             "/api/v1/add_ons",
             json!({"add_on": {"name": code, "code": code,
             "amount_cents": amount, "amount_currency": "EUR"}}),
@@ -222,13 +214,13 @@ async fn add_ons_are_created_listed_changed_and_deleted() {
     let listed = app.get("/api/v1/add_ons", &app.read_key).await.json();
     assert_eq!(codes(&listed), ["onboarding", "workshop"]);
     assert_eq!(listed["meta"]["total_count"], 2);
-    let again = ok(
-        &app,
-        "/api/v1/add_ons",
-        json!({"add_on": {"name": "Support", "code": "support",
+    let again = app
+        .post_ok(
+            "/api/v1/add_ons",
+            json!({"add_on": {"name": "Support", "code": "support",
         "amount_cents": 3000, "amount_currency": "EUR"}}),
-    )
-    .await;
+        )
+        .await;
     assert_ne!(
         again["add_on"]["lago_id"],
         deleted.json()["add_on"]["lago_id"]
@@ -238,21 +230,18 @@ async fn add_ons_are_created_listed_changed_and_deleted() {
 /// Sets up a customer `acme` on a 10.00 USD monthly plan in arrears from 2026-03-10, billed once on
 /// April 1st (its invoice 1), then two add-ons and two taxes. Returns the March invoice's number.
 async fn acme_with_add_ons(app: &TestApp) -> String {
-    ok(
-        app,
+    app.post_ok(
         "/api/v1/plans",
         json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
         "amount_cents": 1000, "amount_currency": "USD", "pay_in_advance": false}}),
     )
     .await;
-    ok(
-        app,
+    app.post_ok(
         "/api/v1/customers",
         json!({"customer": {"external_id": "acme", "name": "Acme", "timezone": "UTC"}}),
     )
     .await;
-    ok(
-        app,
+    app.post_ok(
         "/api/v1/subscriptions",
         json!({"subscription": {"external_customer_id": "acme",
         "plan_code": "basic", "external_id": "sub_acme"}}),
@@ -268,28 +257,24 @@ async fn acme_with_add_ons(app: &TestApp) -> String {
     assert_eq!(march["status"], "finalized");
     assert_eq!(march["sequential_id"], 1);
 
-    ok(
-        app,
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}}),
     )
     .await;
-    ok(
-        app,
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "Reduced VAT", "code": "reduced", "rate": "5.5"}}),
     )
     .await;
-    ok(
-        app,
+    app.post_ok(
         "/api/v1/add_ons",
         json!({"add_on": {"name": "Setup", "code": "setup",
         "invoice_display_name": "Setup fee", "amount_cents": 10000, "amount_currency": "USD",
         "description": "One-time setup", "tax_codes": ["vat"]}}),
     )
     .await;
-    ok(
-        app,
+    app.post_ok(
         "/api/v1/add_ons",
         json!({"add_on": {"name": "Hours", "code": "hours",
         "amount_cents": 5000, "amount_currency": "USD"}}),
@@ -318,27 +303,25 @@ async fn a_one_off_invoice_bills_add_ons_at_once_in_the_customers_sequence() {
         .to_owned();
     // A coupon and prepaid credits wait for the next subscription invoice: one-off invoices take
     // neither, as in Lago.
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/coupons",
         json!({"coupon": {"name": "Welcome", "code": "welcome",
         "coupon_type": "fixed_amount", "amount_cents": 500, "amount_currency": "USD",
         "frequency": "once", "expiration": "no_expiration"}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/applied_coupons",
         json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "welcome"}}),
     )
     .await;
-    let wallet = ok(
-        &app,
-        "/api/v1/wallets",
-        json!({"wallet": {"external_customer_id": "acme",
+    let wallet = app
+        .post_ok(
+            "/api/v1/wallets",
+            json!({"wallet": {"external_customer_id": "acme",
         "currency": "USD", "rate_amount": "1", "granted_credits": "10"}}),
-    )
-    .await;
+        )
+        .await;
     let wallet_id = wallet["wallet"]["lago_id"]
         .as_str()
         .expect("wallet")
@@ -472,8 +455,7 @@ async fn a_one_off_invoice_bills_add_ons_at_once_in_the_customers_sequence() {
 async fn one_off_invoices_refuse_bad_input_and_write_nothing() {
     let app = spawn_simulated("2026-03-10T00:00:00Z").await;
     acme_with_add_ons(&app).await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/add_ons",
         json!({"add_on": {"name": "Audit", "code": "audit",
         "amount_cents": 70000, "amount_currency": "EUR"}}),
@@ -574,13 +556,13 @@ async fn one_off_invoices_refuse_bad_input_and_write_nothing() {
 
     // Like any finalized invoice, it can be credited: 50.00 of the setup fee + its 20 % VAT = 60.00.
     let setup_fee = made["fees"][1]["lago_id"].clone();
-    let note = ok(
-        &app,
-        "/api/v1/credit_notes",
-        json!({"credit_note": {"invoice_id": made["lago_id"],
+    let note = app
+        .post_ok(
+            "/api/v1/credit_notes",
+            json!({"credit_note": {"invoice_id": made["lago_id"],
         "reason": "other", "items": [{"fee_id": setup_fee, "amount_cents": 5000}]}}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(note["credit_note"]["total_amount_cents"], 6000);
     assert_eq!(note["credit_note"]["credit_amount_cents"], 6000);
 }
@@ -588,34 +570,29 @@ async fn one_off_invoices_refuse_bad_input_and_write_nothing() {
 #[tokio::test]
 async fn a_customer_without_currency_takes_the_invoices_and_default_taxes_apply() {
     let app = spawn_simulated("2026-03-10T00:00:00Z").await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "Sales tax", "code": "sales",
         "rate": "8.25", "applied_to_organization": true}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "Swiss VAT", "code": "ch_vat", "rate": "8.1"}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/add_ons",
         json!({"add_on": {"name": "Workshop", "code": "workshop",
         "amount_cents": 33_333, "amount_currency": "JPY"}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/customers",
         json!({"customer": {"external_id": "beta"}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/customers",
         json!({"customer": {"external_id": "gamma", "tax_codes": ["ch_vat"]}}),
     )
@@ -706,13 +683,15 @@ async fn a_one_off_invoice_downloads_as_a_pdf() {
     let app = spawn_simulated("2026-03-10T00:00:00Z").await;
     let march_number = acme_with_add_ons(&app).await;
     app.advance("2026-04-15T09:30:00Z").await;
-    let invoice = ok(&app, "/api/v1/invoices", two_fees()).await["invoice"].clone();
+    let invoice = app.post_ok("/api/v1/invoices", two_fees()).await["invoice"].clone();
     let id = invoice["lago_id"].as_str().expect("id");
     let number = invoice["number"].as_str().expect("number");
     assert_ne!(number, march_number);
 
-    let downloaded =
-        ok(&app, &format!("/api/v1/invoices/{id}/download"), json!({})).await["invoice"].clone();
+    let downloaded = app
+        .post_ok(&format!("/api/v1/invoices/{id}/download"), json!({}))
+        .await["invoice"]
+        .clone();
     let file_url = downloaded["file_url"].as_str().expect("file_url");
     let (status, content_type, pdf) = fetch(&app, file_url).await;
     assert_eq!(status, 200);

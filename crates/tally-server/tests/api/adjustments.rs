@@ -4,19 +4,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_simulated};
 
-async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
-    let reply = app.post_json(path, &body, &app.admin_key).await;
-    reply.assert_status(200);
-    reply.json()
-}
-
-async fn invoice(app: &TestApp, id: &str) -> Value {
-    app.get(&format!("/api/v1/invoices/{id}"), &app.read_key)
-        .await
-        .json()["invoice"]
-        .clone()
-}
-
 fn totals(invoice: &Value) -> [i64; 6] {
     [
         "fees_amount_cents",
@@ -36,32 +23,29 @@ fn totals(invoice: &Value) -> [i64; 6] {
 #[tokio::test]
 async fn coupons_then_taxes_then_the_total() {
     let app = spawn_simulated("2026-03-01T00:00:00Z").await;
-    ok(&app, "/api/v1/taxes", json!({"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": true}})).await;
-    ok(
-        &app,
+    app.post_ok("/api/v1/taxes", json!({"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": true}})).await;
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "Swiss VAT", "code": "ch_vat", "rate": "8.1"}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/plans",
         json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
         "amount_cents": 10000, "amount_currency": "USD", "pay_in_advance": false}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/customers",
         json!({"customer": {"external_id": "acme"}}),
     )
     .await;
-    let beta = ok(
-        &app,
-        "/api/v1/customers",
-        json!({"customer": {"external_id": "beta", "tax_codes": ["ch_vat"]}}),
-    )
-    .await;
+    let beta = app
+        .post_ok(
+            "/api/v1/customers",
+            json!({"customer": {"external_id": "beta", "tax_codes": ["ch_vat"]}}),
+        )
+        .await;
     assert_eq!(beta["customer"]["taxes"][0]["code"], "ch_vat");
     assert_eq!(beta["customer"]["taxes"][0]["rate"], json!(8.1));
     let unknown = app
@@ -81,21 +65,19 @@ async fn coupons_then_taxes_then_the_total() {
         "nothing half-written"
     );
 
-    ok(&app, "/api/v1/coupons", json!({"coupon": {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount",
+    app.post_ok("/api/v1/coupons", json!({"coupon": {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount",
         "amount_cents": 2500, "amount_currency": "USD", "frequency": "once", "expiration": "no_expiration"}})).await;
-    ok(&app, "/api/v1/coupons", json!({"coupon": {"name": "Ten off", "code": "ten", "coupon_type": "percentage",
+    app.post_ok("/api/v1/coupons", json!({"coupon": {"name": "Ten off", "code": "ten", "coupon_type": "percentage",
         "percentage_rate": "10", "frequency": "recurring", "frequency_duration": 2, "expiration": "no_expiration"}})).await;
     for code in ["welcome", "ten"] {
-        ok(
-            &app,
+        app.post_ok(
             "/api/v1/applied_coupons",
             json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": code}}),
         )
         .await;
     }
     for customer in ["acme", "beta"] {
-        ok(
-            &app,
+        app.post_ok(
             "/api/v1/subscriptions",
             json!({"subscription": {"external_customer_id": customer, "plan_code": "basic",
             "external_id": format!("sub_{customer}")}}),
@@ -168,8 +150,7 @@ async fn coupons_then_taxes_then_the_total() {
     );
 
     // A plan's taxes win over the customer's and the organization's.
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "Reduced", "code": "reduced", "rate": "5.5"}}),
     )
@@ -193,7 +174,7 @@ async fn coupons_then_taxes_then_the_total() {
 async fn futures_all(app: &TestApp, ids: &[String]) -> Vec<Value> {
     let mut out = Vec::new();
     for id in ids {
-        out.push(invoice(app, id).await);
+        out.push(app.invoice(id).await);
     }
     out
 }
@@ -201,27 +182,25 @@ async fn futures_all(app: &TestApp, ids: &[String]) -> Vec<Value> {
 #[tokio::test]
 async fn wallets_pay_what_they_can_and_never_go_negative() {
     let app = spawn_simulated("2026-03-01T00:00:00Z").await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/plans",
         json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
         "amount_cents": 10000, "amount_currency": "USD", "pay_in_advance": false}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/customers",
         json!({"customer": {"external_id": "acme"}}),
     )
     .await;
     // 20 paid and 50 granted credits at 1.50 each: 70 credits, worth 105.00.
-    let wallet = ok(
-        &app,
-        "/api/v1/wallets",
-        json!({"wallet": {"external_customer_id": "acme", "currency": "USD",
+    let wallet = app
+        .post_ok(
+            "/api/v1/wallets",
+            json!({"wallet": {"external_customer_id": "acme", "currency": "USD",
         "rate_amount": "1.5", "paid_credits": "20", "granted_credits": "50", "name": "Prepaid"}}),
-    )
-    .await["wallet"]
+        )
+        .await["wallet"]
         .clone();
     assert_eq!(wallet["credits_balance"], "70");
     assert_eq!(wallet["balance_cents"], 10_500);
@@ -236,15 +215,14 @@ async fn wallets_pay_what_they_can_and_never_go_negative() {
     assert_eq!(credit["total_amount_cents"], 3_000);
     assert_eq!(credit["status"], "finalized");
 
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/subscriptions",
         json!({"subscription": {"external_customer_id": "acme", "plan_code": "basic",
         "external_id": "sub"}}),
     )
     .await;
     let april = app.advance("2026-04-01T00:00:00Z").await;
-    let april = invoice(&app, &april[0]).await;
+    let april = app.invoice(&april[0]).await;
     // 100.00 due, all of it paid from the wallet.
     assert_eq!(april["prepaid_credit_amount_cents"], 10_000);
     assert_eq!(april["total_amount_cents"], 0);
@@ -259,7 +237,7 @@ async fn wallets_pay_what_they_can_and_never_go_negative() {
     assert_eq!(wallet["consumed_credits"], "66.666666666667");
 
     let may = app.advance("2026-05-01T00:00:00Z").await;
-    let may = invoice(&app, &may[0]).await;
+    let may = app.invoice(&may[0]).await;
     assert_eq!(may["prepaid_credit_amount_cents"], 500);
     assert_eq!(may["total_amount_cents"], 9_500);
     let wallet = app
@@ -270,7 +248,7 @@ async fn wallets_pay_what_they_can_and_never_go_negative() {
     assert_eq!(wallet["balance_cents"], 0);
 
     // Voiding more than is left leaves zero, not a debt.
-    let voided = ok(&app, "/api/v1/wallet_transactions", json!({"wallet_transaction": {"wallet_id": id, "granted_credits": "10", "voided_credits": "100"}})).await;
+    let voided = app.post_ok("/api/v1/wallet_transactions", json!({"wallet_transaction": {"wallet_id": id, "granted_credits": "10", "voided_credits": "100"}})).await;
     let kinds: Vec<&str> = voided["wallet_transactions"]
         .as_array()
         .expect("list")
@@ -297,9 +275,8 @@ async fn wallets_pay_what_they_can_and_never_go_negative() {
 #[tokio::test]
 async fn a_charge_with_its_own_taxes_is_taxed_at_them() {
     let app = spawn_simulated("2026-03-01T00:00:00Z").await;
-    ok(&app, "/api/v1/taxes", json!({"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": true}})).await;
-    ok(
-        &app,
+    app.post_ok("/api/v1/taxes", json!({"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": true}})).await;
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "Reduced", "code": "reduced", "rate": "5.5"}}),
     )
@@ -310,7 +287,7 @@ async fn a_charge_with_its_own_taxes_is_taxed_at_them() {
     let books = app
         .create_metric(json!({"name": "Books", "code": "books", "aggregation_type": "count_agg"}))
         .await;
-    let plan = ok(&app, "/api/v1/plans", json!({"plan": {"name": "Mixed", "code": "mixed", "interval": "monthly",
+    let plan = app.post_ok("/api/v1/plans", json!({"plan": {"name": "Mixed", "code": "mixed", "interval": "monthly",
         "amount_cents": 10000, "amount_currency": "USD", "pay_in_advance": false, "charges": [
             {"billable_metric_id": calls["lago_id"], "charge_model": "standard", "properties": {"amount": "0.5"}},
             {"billable_metric_id": books["lago_id"], "charge_model": "standard", "properties": {"amount": "1"},
@@ -319,8 +296,7 @@ async fn a_charge_with_its_own_taxes_is_taxed_at_them() {
     assert_eq!(plan["plan"]["charges"][0]["taxes"], json!([]));
     assert_eq!(plan["plan"]["charges"][1]["taxes"][0]["code"], "reduced");
     app.create_customer("acme").await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/subscriptions",
         json!({"subscription": {"external_customer_id": "acme",
         "plan_code": "mixed", "external_id": "sub"}}),
@@ -334,7 +310,7 @@ async fn a_charge_with_its_own_taxes_is_taxed_at_them() {
         .await;
     }
     let created = app.advance("2026-04-01T00:00:00Z").await;
-    let march = invoice(&app, &created[0]).await;
+    let march = app.invoice(&created[0]).await;
     // Fee 100.00 and 10 calls × 0.50 = 5.00 at VAT 20 %: 20.00 + 1.00; 10 books × 1.00 = 10.00 at
     // the charge's own 5.5 %: 0.55. Fees 115.00, taxes 21.55, total 136.55.
     assert_eq!(totals(&march), [11_500, 0, 11_500, 2_155, 13_655, 13_655]);

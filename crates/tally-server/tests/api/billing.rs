@@ -71,14 +71,6 @@ async fn storage(app: &TestApp, id: &str, gb: &str, timestamp: &str) {
     .assert_status(200);
 }
 
-async fn invoice(app: &TestApp, id: &str) -> Value {
-    let reply = app
-        .get(&format!("/api/v1/invoices/{id}"), &app.read_key)
-        .await;
-    reply.assert_status(200);
-    reply.json()["invoice"].clone()
-}
-
 fn fee<'a>(invoice: &'a Value, code: &str) -> Option<&'a Value> {
     invoice["fees"]
         .as_array()
@@ -140,7 +132,7 @@ async fn a_customer_lives_through_the_billing_clock() {
     storage(&app, "s2", "20", "2026-03-25T10:00:00Z").await;
     let created = app.advance("2026-04-01T00:00:00Z").await;
     assert_eq!(created.len(), 1);
-    let march = invoice(&app, &created[0]).await;
+    let march = app.invoice(&created[0]).await;
     // 22 of March's 31 days of 31.00: 22.00; 250 calls: 150 × 0.05 = 7.50; 30.5 GB × 0.5 = 15.25.
     assert_eq!(
         fee(&march, "pro").expect("subscription fee")["amount_cents"],
@@ -194,7 +186,7 @@ async fn a_customer_lives_through_the_billing_clock() {
     let created = app.advance("2026-05-01T00:00:00Z").await;
     assert_eq!(created.len(), 1);
     let april_id = created[0].clone();
-    let april = invoice(&app, &april_id).await;
+    let april = app.invoice(&april_id).await;
     assert_eq!(april["status"], "draft");
     assert_eq!(april["number"], "DRAFT");
     // A full month (31.00) and 50 free calls.
@@ -205,7 +197,7 @@ async fn a_customer_lives_through_the_billing_clock() {
     // A late event for April lands on the draft at the clock's next tick: 4 GB × 0.5 = 2.00 more.
     storage(&app, "late", "4", "2026-04-15T00:00:00Z").await;
     assert!(app.advance("2026-05-01T00:01:00Z").await.is_empty());
-    let updated = invoice(&app, &april_id).await;
+    let updated = app.invoice(&april_id).await;
     assert_eq!(updated["status"], "draft");
     assert_eq!(updated["total_amount_cents"], 3300);
     assert_eq!(fee(&updated, "storage").expect("storage")["units"], "4");
@@ -324,7 +316,7 @@ async fn a_customer_lives_through_the_billing_clock() {
         .assert_status(200);
     let created = app.advance("2026-05-17T00:00:00Z").await;
     assert_eq!(created.len(), 1);
-    let last = invoice(&app, &created[0]).await;
+    let last = app.invoice(&created[0]).await;
     assert_eq!(
         last["billing_periods"][0]["invoicing_reason"],
         "subscription_terminating"
@@ -333,7 +325,7 @@ async fn a_customer_lives_through_the_billing_clock() {
     assert_eq!(last["status"], "draft");
     // Its grace period ends three days after the termination; the clock finalizes it.
     assert!(app.advance("2026-05-20T00:00:00Z").await.is_empty());
-    let last = invoice(&app, &created[0]).await;
+    let last = app.invoice(&created[0]).await;
     assert_eq!(last["status"], "finalized");
     assert!(
         last["number"]
@@ -379,7 +371,7 @@ async fn bill_in_steps(steps: &[&str]) -> Vec<(String, String, i64)> {
     }
     let mut out = Vec::new();
     for id in ids {
-        let invoice = invoice(&app, &id).await;
+        let invoice = app.invoice(&id).await;
         out.push((
             invoice["billing_periods"][0]["invoicing_reason"]
                 .as_str()
@@ -475,7 +467,7 @@ async fn an_event_at_the_instant_a_subscription_ends_is_billed_once() {
         .assert_status(200);
     let last = app.advance("2026-04-11T00:00:00Z").await;
     assert_eq!(last.len(), 1);
-    let last = invoice(&app, &last[0]).await;
+    let last = app.invoice(&last[0]).await;
     assert_eq!(
         last["billing_periods"][0]["charges_to_datetime"],
         "2026-04-11T00:00:00Z"
@@ -487,7 +479,7 @@ async fn an_event_at_the_instant_a_subscription_ends_is_billed_once() {
     // The new subscription's April (from Apr 11 00:00) does not bill it again.
     let may = app.advance("2026-05-01T00:00:00Z").await;
     assert_eq!(may.len(), 1);
-    let may = invoice(&app, &may[0]).await;
+    let may = app.invoice(&may[0]).await;
     assert_eq!(
         may["billing_periods"][0]["charges_from_datetime"],
         "2026-04-11T00:00:00Z"

@@ -3,21 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_simulated};
-
-async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
-    let reply = app.post_json(path, &body, &app.admin_key).await;
-    reply.assert_status(200);
-    reply.json()
-}
-
-async fn invoice(app: &TestApp, id: &str) -> Value {
-    let reply = app
-        .get(&format!("/api/v1/invoices/{id}"), &app.read_key)
-        .await;
-    reply.assert_status(200);
-    reply.json()["invoice"].clone()
-}
+use crate::helpers::spawn_simulated;
 
 fn note(invoice_id: &str, items: Value, amounts: Value) -> Value {
     let mut body = json!({"invoice_id": invoice_id, "reason": "duplicated_charge", "items": items});
@@ -42,19 +28,18 @@ fn fee_id(invoice: &Value, code: &str) -> String {
 #[tokio::test]
 async fn credit_notes_credit_refund_and_are_spent_by_the_next_invoice() {
     let app = spawn_simulated("2026-04-01T00:00:00Z").await;
-    ok(&app, "/api/v1/taxes", json!({"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": true}})).await;
+    app.post_ok("/api/v1/taxes", json!({"tax": {"name": "VAT", "code": "vat", "rate": "20", "applied_to_organization": true}})).await;
     let metric = app
         .create_metric(
             json!({"name": "API calls", "code": "api_calls", "aggregation_type": "count_agg"}),
         )
         .await;
-    ok(&app, "/api/v1/plans", json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
+    app.post_ok("/api/v1/plans", json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
         "amount_cents": 10000, "amount_currency": "USD", "pay_in_advance": false, "charges": [
             {"billable_metric_id": metric["lago_id"], "charge_model": "standard", "properties": {"amount": "0.5"}}]}}))
     .await;
     app.create_customer("acme").await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/subscriptions",
         json!({"subscription": {"external_customer_id": "acme",
         "plan_code": "basic", "external_id": "sub"}}),
@@ -71,7 +56,7 @@ async fn credit_notes_credit_refund_and_are_spent_by_the_next_invoice() {
     // April: 100.00 + 10 × 0.50 = 105.00; VAT 20 % = 21.00; 126.00.
     let created = app.advance("2026-05-01T00:00:00Z").await;
     assert_eq!(created.len(), 1);
-    let april = invoice(&app, &created[0]).await;
+    let april = app.invoice(&created[0]).await;
     assert_eq!(april["total_amount_cents"], 12_600);
     let april_id = april["lago_id"].as_str().expect("id").to_owned();
     let plan_fee = fee_id(&april, "basic");
@@ -128,16 +113,16 @@ async fn credit_notes_credit_refund_and_are_spent_by_the_next_invoice() {
     assert_eq!(listed["credit_notes"], json!([]));
 
     // The estimate: 50.00 of the plan fee plus its 20 % VAT = 60.00, nothing refundable while unpaid.
-    let estimate = ok(
-        &app,
-        "/api/v1/credit_notes/estimate",
-        note(
-            &april_id,
-            json!([{"fee_id": plan_fee, "amount_cents": 5_000}]),
-            json!({}),
-        ),
-    )
-    .await["estimated_credit_note"]
+    let estimate = app
+        .post_ok(
+            "/api/v1/credit_notes/estimate",
+            note(
+                &april_id,
+                json!([{"fee_id": plan_fee, "amount_cents": 5_000}]),
+                json!({}),
+            ),
+        )
+        .await["estimated_credit_note"]
         .clone();
     assert_eq!(estimate["sub_total_excluding_taxes_amount_cents"], 5_000);
     assert_eq!(estimate["taxes_amount_cents"], 1_000);
@@ -145,16 +130,16 @@ async fn credit_notes_credit_refund_and_are_spent_by_the_next_invoice() {
     assert_eq!(estimate["max_refundable_amount_cents"], 0);
 
     // First note: 50.00 of the plan fee, all kept as credit.
-    let first = ok(
-        &app,
-        "/api/v1/credit_notes",
-        note(
-            &april_id,
-            json!([{"fee_id": plan_fee, "amount_cents": 5_000}]),
-            json!({}),
-        ),
-    )
-    .await["credit_note"]
+    let first = app
+        .post_ok(
+            "/api/v1/credit_notes",
+            note(
+                &april_id,
+                json!([{"fee_id": plan_fee, "amount_cents": 5_000}]),
+                json!({}),
+            ),
+        )
+        .await["credit_note"]
         .clone();
     let april_number = april["number"].as_str().expect("number");
     assert_eq!(first["number"], format!("{april_number}-CN001"));
@@ -185,16 +170,16 @@ async fn credit_notes_credit_refund_and_are_spent_by_the_next_invoice() {
         )
         .await;
     mismatched.assert_status(422);
-    let second = ok(
-        &app,
-        "/api/v1/credit_notes",
-        note(
-            &april_id,
-            json!([{"fee_id": usage_fee, "amount_cents": 500}]),
-            json!({"credit_amount_cents": 300, "refund_amount_cents": 300}),
-        ),
-    )
-    .await["credit_note"]
+    let second = app
+        .post_ok(
+            "/api/v1/credit_notes",
+            note(
+                &april_id,
+                json!([{"fee_id": usage_fee, "amount_cents": 500}]),
+                json!({"credit_amount_cents": 300, "refund_amount_cents": 300}),
+            ),
+        )
+        .await["credit_note"]
         .clone();
     assert_eq!(second["number"], format!("{april_number}-CN002"));
     assert_eq!(second["taxes_amount_cents"], 100);
@@ -215,7 +200,7 @@ async fn credit_notes_credit_refund_and_are_spent_by_the_next_invoice() {
 
     // May: 100.00 + VAT 20.00 = 120.00, less 60.00 + 3.00 of credit = 57.00.
     let may = app.advance("2026-06-01T00:00:00Z").await;
-    let may = invoice(&app, &may[0]).await;
+    let may = app.invoice(&may[0]).await;
     assert_eq!(may["sub_total_including_taxes_amount_cents"], 12_000);
     assert_eq!(may["credit_notes_amount_cents"], 6_300);
     assert_eq!(may["total_amount_cents"], 5_700);
@@ -248,16 +233,16 @@ async fn credit_notes_credit_refund_and_are_spent_by_the_next_invoice() {
     consumed_void.assert_status(405);
 
     // A third note on what is left of the plan fee, voided before any invoice spends it.
-    let third = ok(
-        &app,
-        "/api/v1/credit_notes",
-        note(
-            &april_id,
-            json!([{"fee_id": plan_fee, "amount_cents": 5_000}]),
-            json!({}),
-        ),
-    )
-    .await["credit_note"]
+    let third = app
+        .post_ok(
+            "/api/v1/credit_notes",
+            note(
+                &april_id,
+                json!([{"fee_id": plan_fee, "amount_cents": 5_000}]),
+                json!({}),
+            ),
+        )
+        .await["credit_note"]
         .clone();
     assert_eq!(third["number"], format!("{april_number}-CN003"));
     let third_id = third["lago_id"].as_str().expect("id").to_owned();
@@ -272,7 +257,7 @@ async fn credit_notes_credit_refund_and_are_spent_by_the_next_invoice() {
     assert_eq!(voided.json()["credit_note"]["credit_status"], "voided");
     assert_eq!(voided.json()["credit_note"]["balance_amount_cents"], 0);
     let june = app.advance("2026-07-01T00:00:00Z").await;
-    let june = invoice(&app, &june[0]).await;
+    let june = app.invoice(&june[0]).await;
     assert_eq!(june["credit_notes_amount_cents"], 0);
     assert_eq!(june["total_amount_cents"], 12_000);
 

@@ -262,6 +262,22 @@ impl TestApp {
         self.post_raw(path, "application/json", json_text).await
     }
 
+    /// `POST`s JSON with the admin key, expects 200 and returns the answer.
+    pub async fn post_ok(&self, path: &str, body: Value) -> Value {
+        let reply = self.post_json(path, &body, &self.admin_key).await;
+        reply.assert_status(200);
+        reply.json()
+    }
+
+    /// Reads an invoice (expects 200) and returns its `invoice` object.
+    pub async fn invoice(&self, id: &str) -> Value {
+        let reply = self
+            .get(&format!("/api/v1/invoices/{id}"), &self.read_key)
+            .await;
+        reply.assert_status(200);
+        reply.json()["invoice"].clone()
+    }
+
     /// Creates a Lago billable metric and returns its JSON.
     pub async fn create_metric(&self, metric: Value) -> Value {
         let reply = self

@@ -1,23 +1,9 @@
 //! The organization's invoicing defaults: grace period and payment term for customers without their
 //! own, and numbering per customer or per organization, without gaps.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_simulated, validation_error};
-
-async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
-    let reply = app.post_json(path, &body, &app.admin_key).await;
-    reply.assert_status(200);
-    reply.json()
-}
-
-async fn invoice(app: &TestApp, id: &str) -> Value {
-    let reply = app
-        .get(&format!("/api/v1/invoices/{id}"), &app.read_key)
-        .await;
-    reply.assert_status(200);
-    reply.json()["invoice"].clone()
-}
+use crate::helpers::{spawn_simulated, validation_error};
 
 #[tokio::test]
 async fn organization_defaults_grace_terms_and_numbering() {
@@ -57,30 +43,26 @@ async fn organization_defaults_grace_terms_and_numbering() {
     assert_eq!(org["net_payment_term"], 30);
     assert_eq!(org["billing_configuration"]["invoice_grace_period"], 2);
 
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/plans",
         json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
         "amount_cents": 1000, "amount_currency": "USD", "pay_in_advance": false}}),
     )
     .await;
     // "now" keeps the organization's defaults; "later" waits no grace period and pays in 5 days.
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/customers",
         json!({"customer": {"external_id": "now"}}),
     )
     .await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/customers",
         json!({"customer": {"external_id": "later", "net_payment_term": 5,
         "billing_configuration": {"invoice_grace_period": 0}}}),
     )
     .await;
     for customer in ["now", "later"] {
-        ok(
-            &app,
+        app.post_ok(
             "/api/v1/subscriptions",
             json!({"subscription": {"external_customer_id": customer, "plan_code": "basic",
             "external_id": format!("sub_{customer}")}}),
@@ -92,7 +74,7 @@ async fn organization_defaults_grace_terms_and_numbering() {
     assert_eq!(may.len(), 2);
     let mut drafts = Vec::new();
     for id in &may {
-        let found = invoice(&app, id).await;
+        let found = app.invoice(id).await;
         if found["customer"]["external_id"] == "later" {
             // No grace: finalized at once, the organization's first invoice, due 5 days later.
             assert_eq!(found["status"], "finalized");
@@ -108,9 +90,9 @@ async fn organization_defaults_grace_terms_and_numbering() {
     assert_eq!(drafts.len(), 1);
     // One day into the grace period nothing changes; after two days the draft is finalized.
     app.advance("2026-05-02T00:00:00Z").await;
-    assert_eq!(invoice(&app, &drafts[0]).await["status"], "draft");
+    assert_eq!(app.invoice(&drafts[0]).await["status"], "draft");
     app.advance("2026-05-03T00:00:00Z").await;
-    let finalized = invoice(&app, &drafts[0]).await;
+    let finalized = app.invoice(&drafts[0]).await;
     assert_eq!(finalized["status"], "finalized");
     assert_eq!(finalized["number"], "ACME-202605-002");
 
@@ -124,7 +106,7 @@ async fn organization_defaults_grace_terms_and_numbering() {
     .assert_status(200);
     let june = app.advance("2026-06-01T00:00:00Z").await;
     for id in &june {
-        let found = invoice(&app, id).await;
+        let found = app.invoice(id).await;
         if found["customer"]["external_id"] == "later" {
             let sequence = found["customer"]["sequential_id"].as_i64().expect("seq");
             assert_eq!(found["number"], format!("ACME-{sequence:03}-002"));

@@ -6,20 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_simulated};
 
-async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
-    let reply = app.post_json(path, &body, &app.admin_key).await;
-    reply.assert_status(200);
-    reply.json()
-}
-
-async fn invoice(app: &TestApp, id: &str) -> Value {
-    let reply = app
-        .get(&format!("/api/v1/invoices/{id}"), &app.read_key)
-        .await;
-    reply.assert_status(200);
-    reply.json()["invoice"].clone()
-}
-
 /// The customer's credit notes, oldest first.
 async fn credit_notes(app: &TestApp) -> Vec<Value> {
     let reply = app
@@ -47,8 +33,7 @@ async fn terminate(app: &TestApp, external_id: &str) {
 }
 
 async fn subscribe(app: &TestApp, external_id: &str, plan: &str) {
-    ok(
-        app,
+    app.post_ok(
         "/api/v1/subscriptions",
         json!({"subscription": {"external_customer_id": "acme", "external_id": external_id,
             "plan_code": plan, "billing_time": "calendar"}}),
@@ -71,7 +56,7 @@ async fn setup(customer: Value) -> TestApp {
         ("premium", 6000, 0),
         ("trial", 3000, 10),
     ] {
-        ok(&app, "/api/v1/plans", json!({"plan": {"name": code, "code": code, "interval": "monthly",
+        app.post_ok("/api/v1/plans", json!({"plan": {"name": code, "code": code, "interval": "monthly",
             "amount_cents": amount, "amount_currency": "USD", "pay_in_advance": true, "trial_period": trial,
             "charges": [{"billable_metric_id": metric["lago_id"], "charge_model": "standard",
                 "properties": {"amount": "0.1"}}]}}))
@@ -81,7 +66,8 @@ async fn setup(customer: Value) -> TestApp {
     if let (Some(body), Some(extra)) = (body.as_object_mut(), customer.as_object()) {
         body.extend(extra.clone());
     }
-    ok(&app, "/api/v1/customers", json!({ "customer": body })).await;
+    app.post_ok("/api/v1/customers", json!({ "customer": body }))
+        .await;
     app
 }
 
@@ -96,8 +82,7 @@ async fn calls(app: &TestApp, subscription: &str, prefix: &str, count: usize, at
 #[tokio::test]
 async fn a_termination_credits_the_unused_share_with_its_taxes() {
     let app = setup(json!({})).await;
-    ok(
-        &app,
+    app.post_ok(
         "/api/v1/taxes",
         json!({"tax": {"name": "VAT", "code": "vat", "rate": "20",
         "applied_to_organization": true}}),
@@ -106,7 +91,7 @@ async fn a_termination_credits_the_unused_share_with_its_taxes() {
     subscribe(&app, "sub", "basic").await;
     // Opening invoice: April in advance, 3000 + 20 % VAT 600 = 3600.
     let opening = app.advance("2026-04-01T00:00:00Z").await;
-    let opening = invoice(&app, &opening[0]).await;
+    let opening = app.invoice(&opening[0]).await;
     assert_eq!(opening["total_amount_cents"], 3_600);
     let paid_fee = opening["fees"][0]["lago_id"].clone();
     calls(&app, "sub", "c", 5, "2026-04-05T00:00:00Z").await;
@@ -134,7 +119,7 @@ async fn a_termination_credits_the_unused_share_with_its_taxes() {
     assert_eq!(note["items"][0]["amount_cents"], 2_000);
 
     // The final invoice bills the calls, 5 × 0.10 = 50 + VAT 10 = 60, and spends 60 of the credit.
-    let last = invoice(&app, &last[0]).await;
+    let last = app.invoice(&last[0]).await;
     assert_eq!(
         last["billing_periods"][0]["invoicing_reason"],
         "subscription_terminating"
@@ -147,7 +132,7 @@ async fn a_termination_credits_the_unused_share_with_its_taxes() {
     // 0.666666666667 × 3000 = 2000 + VAT 400 = 2400, less 2400 − 60 = 2340 of credit: 60.
     subscribe(&app, "sub2", "basic").await;
     let next = app.advance("2026-04-11T00:00:00Z").await;
-    let next = invoice(&app, &next[0]).await;
+    let next = app.invoice(&next[0]).await;
     assert_eq!(next["sub_total_including_taxes_amount_cents"], 2_400);
     assert_eq!(next["credit_notes_amount_cents"], 2_340);
     assert_eq!(next["total_amount_cents"], 60);
@@ -178,10 +163,10 @@ async fn an_upgrade_credits_the_old_plan_as_an_order_change() {
     assert_eq!(notes[0]["total_amount_cents"], 1_500);
     // The old plan's final invoice has nothing to bill; premium opens with 0.5 × 6000 = 3000,
     // less the 1500 of credit: 1500.
-    let last = invoice(&app, &made[0]).await;
+    let last = app.invoice(&made[0]).await;
     assert_eq!(last["subscriptions"][0]["plan_code"], "basic");
     assert_eq!(last["total_amount_cents"], 0);
-    let opening = invoice(&app, &made[1]).await;
+    let opening = app.invoice(&made[1]).await;
     assert_eq!(opening["subscriptions"][0]["plan_code"], "premium");
     assert_eq!(opening["fees_amount_cents"], 3_000);
     assert_eq!(opening["credit_notes_amount_cents"], 1_500);
@@ -200,13 +185,13 @@ async fn a_draft_paying_in_advance_is_credited_once_finalized() {
     let last = app.advance("2026-04-02T00:00:00Z").await;
 
     // April's invoice is a draft until Apr 4: nothing is credited while it can still change.
-    assert_eq!(invoice(&app, &opening[0]).await["status"], "draft");
+    assert_eq!(app.invoice(&opening[0]).await["status"], "draft");
     assert!(credit_notes(&app).await.is_empty());
 
     // Finalized on Apr 4, the credit note follows: unused Apr 2 → May 1, 1 − 1/30 =
     // 1 − 0.033333333333 = 0.966666666667 × 3000 = 2900.000000001 → 2900.
     app.advance("2026-04-04T00:00:00Z").await;
-    assert_eq!(invoice(&app, &opening[0]).await["status"], "finalized");
+    assert_eq!(app.invoice(&opening[0]).await["status"], "finalized");
     let notes = credit_notes(&app).await;
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["total_amount_cents"], 2_900);
@@ -214,7 +199,7 @@ async fn a_draft_paying_in_advance_is_credited_once_finalized() {
 
     // The final invoice, finalized Apr 5, bills 3 calls × 0.10 = 30 and spends 30 of it.
     app.advance("2026-04-05T00:00:00Z").await;
-    let last = invoice(&app, &last[0]).await;
+    let last = app.invoice(&last[0]).await;
     assert_eq!(last["status"], "finalized");
     assert_eq!(last["fees_amount_cents"], 30);
     assert_eq!(last["credit_notes_amount_cents"], 30);
@@ -229,7 +214,7 @@ async fn a_trial_leaves_less_to_credit() {
     subscribe(&app, "sub", "trial").await;
     // The trial ends Apr 11: 0.666666666667 × 3000 = 2000 is billed then.
     let paid = app.advance("2026-04-11T00:00:00Z").await;
-    assert_eq!(invoice(&app, &paid[0]).await["total_amount_cents"], 2_000);
+    assert_eq!(app.invoice(&paid[0]).await["total_amount_cents"], 2_000);
     app.advance("2026-04-21T00:00:00Z").await;
     terminate(&app, "sub").await;
     app.advance("2026-04-21T00:00:00Z").await;
@@ -245,7 +230,7 @@ async fn a_trial_leaves_less_to_credit() {
     app.advance("2026-04-25T00:00:00Z").await;
     terminate(&app, "sub2").await;
     let last = app.advance("2026-04-25T00:00:00Z").await;
-    assert_eq!(invoice(&app, &last[0]).await["fees_amount_cents"], 0);
+    assert_eq!(app.invoice(&last[0]).await["fees_amount_cents"], 0);
     assert_eq!(credit_notes(&app).await.len(), 1);
     app.shutdown().await;
 }
@@ -257,7 +242,7 @@ async fn ending_on_a_boundary_already_billed_credits_the_period_paid_for() {
     app.advance("2026-04-01T00:00:00Z").await;
     // May 1 bills May in advance; terminated at that same instant, none of May was used: 3000.
     let may = app.advance("2026-05-01T00:00:00Z").await;
-    assert_eq!(invoice(&app, &may[0]).await["fees_amount_cents"], 3_000);
+    assert_eq!(app.invoice(&may[0]).await["fees_amount_cents"], 3_000);
     terminate(&app, "sub").await;
     let notes = credit_notes(&app).await;
     assert_eq!(notes.len(), 1);

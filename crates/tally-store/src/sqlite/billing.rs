@@ -193,9 +193,8 @@ impl Billed {
     fn scope(&self) -> Scope<'_> {
         Scope::Subscription {
             external_id: self.subscription.external_id.as_str(),
-            customer: self
-                .takes_customer_events
-                .then_some(self.customer.external_id.as_str()),
+            customer: self.customer.external_id.as_str(),
+            takes_customer_events: self.takes_customer_events,
         }
     }
 

@@ -104,11 +104,12 @@ pub(super) fn assess(
             }
         }
     }
-    // An event naming a subscription belongs to that subscription's customer; one naming only a
-    // customer needs that customer to exist.
+    // An event naming a subscription belongs to that subscription's customer, whatever customer it
+    // names (the payload keeps what was sent); one naming only a customer needs that customer to
+    // exist.
     let (resolved, party_issue) = match subscription {
         Some(subscription) => match customers.subscription_customer(conn, subscription)? {
-            Some(customer) => (subject.map(str::to_owned).or(Some(customer)), None),
+            Some(customer) => (Some(customer), None),
             None => (
                 subject.map(str::to_owned),
                 Some(BillingIssue::SubscriptionNotFound),

@@ -131,45 +131,72 @@ fn first_event(conn: &Connection, org: i64, code: &str) -> StoreResult<Option<Ti
 pub(super) enum Scope<'a> {
     /// Events of these subjects (all when empty).
     Subjects(&'a [String]),
-    /// Events billed to a subscription: those naming it, and, when `customer` is given, those that
-    /// name only that customer (its one subscription takes them).
+    /// Events billed to a subscription: those naming it, and, with `takes_customer_events`, those
+    /// that name only its customer (the customer's one subscription takes them).
     Subscription {
         /// The subscription's external id.
         external_id: &'a str,
-        /// The customer's external id, when events naming only the customer belong here.
-        customer: Option<&'a str>,
+        /// Its customer's external id. An event naming a known subscription is stored with that
+        /// subscription's customer as subject (or none, when the subscription was not known yet),
+        /// so the subject narrows the rows read to this customer's.
+        customer: &'a str,
+        /// Whether events naming only the customer belong here.
+        takes_customer_events: bool,
     },
 }
 
+/// Which kind of table a scope is rendered for: rollups write "no value" as `''`, events as NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Rollups,
+    Events,
+}
+
 impl Scope<'_> {
-    /// Renders the scope as SQL for a table whose subject and subscription columns are named, where
-    /// `none` is how that table writes "no value" (`''` in rollups, NULL in events).
-    fn clause(&self, args: &mut Vec<SqlValue>, subject: &str, subscription: &str) -> String {
+    /// Renders the scope as SQL for a table whose subject and subscription columns are named. On
+    /// rollups the bare subject column is compared, so the primary key (org, metric, width, subject,
+    /// bucket, …) narrows the rows to the subjects asked for.
+    fn clause(
+        &self,
+        args: &mut Vec<SqlValue>,
+        table: Table,
+        subject: &str,
+        subscription: &str,
+    ) -> String {
+        let none = |column: &str| match table {
+            Table::Rollups => format!("{column} = ''"),
+            Table::Events => format!("{column} IS NULL"),
+        };
         match *self {
             Scope::Subjects([]) => String::new(),
             Scope::Subjects(subjects) => {
                 args.extend(subjects.iter().cloned().map(SqlValue::Text));
-                format!(
-                    " AND COALESCE({subject}, '') IN ({})",
-                    vec!["?"; subjects.len()].join(", ")
-                )
+                let marks = vec!["?"; subjects.len()].join(", ");
+                match table {
+                    Table::Rollups => format!(" AND {subject} IN ({marks})"),
+                    Table::Events => format!(" AND COALESCE({subject}, '') IN ({marks})"),
+                }
             }
             Scope::Subscription {
                 external_id,
-                customer: None,
+                customer,
+                takes_customer_events,
             } => {
-                args.push(SqlValue::Text(external_id.to_owned()));
-                format!(" AND {subscription} = ?")
-            }
-            Scope::Subscription {
-                external_id,
-                customer: Some(customer),
-            } => {
-                args.push(SqlValue::Text(external_id.to_owned()));
                 args.push(SqlValue::Text(customer.to_owned()));
-                format!(
-                    " AND ({subscription} = ? OR (COALESCE({subscription}, '') = '' AND {subject} = ?))"
-                )
+                let subjects = match table {
+                    Table::Rollups => format!("{subject} IN (?, '')"),
+                    Table::Events => format!("({subject} = ? OR {})", none(subject)),
+                };
+                args.push(SqlValue::Text(external_id.to_owned()));
+                if takes_customer_events {
+                    args.push(SqlValue::Text(customer.to_owned()));
+                    format!(
+                        " AND {subjects} AND ({subscription} = ? OR ({} AND {subject} = ?))",
+                        none(subscription)
+                    )
+                } else {
+                    format!(" AND {subjects} AND {subscription} = ?")
+                }
             }
         }
     }
@@ -190,7 +217,12 @@ fn raw_events(
         SqlValue::Integer(from.micros()),
         SqlValue::Integer(to.micros()),
     ];
-    let filter = scope.clause(&mut args, "subject", "external_subscription_id");
+    let filter = scope.clause(
+        &mut args,
+        Table::Events,
+        "subject",
+        "external_subscription_id",
+    );
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, COALESCE(subject, ''), timestamp, properties FROM events
          WHERE org = ? AND code = ? AND timestamp >= ? AND timestamp < ?{filter}"
@@ -257,8 +289,12 @@ fn state_rows(
                     SqlValue::Integer(span.from.seconds()),
                     SqlValue::Integer(span.to.seconds()),
                 ];
-                let filter =
-                    Scope::Subjects(&q.subjects).clause(&mut args, "subject", "subscription");
+                let filter = Scope::Subjects(&q.subjects).clause(
+                    &mut args,
+                    Table::Rollups,
+                    "subject",
+                    "subscription",
+                );
                 let mut stmt = conn.prepare_cached(&format!(
                     "SELECT subject, group_key, bucket, count, sum, min, max, latest_at, latest_seq, latest_value, weighted
                      FROM rollups WHERE org = ? AND metric = ? AND width = ? AND bucket >= ? AND bucket < ?{filter}"
@@ -407,7 +443,7 @@ pub(super) fn groups(
                     SqlValue::Integer(span.from.seconds()),
                     SqlValue::Integer(span.to.seconds()),
                 ];
-                let filter = scope.clause(&mut args, "subject", "subscription");
+                let filter = scope.clause(&mut args, Table::Rollups, "subject", "subscription");
                 let mut stmt = conn.prepare_cached(&format!(
                     "SELECT group_key, bucket, count, sum, min, max, latest_at, latest_seq, latest_value, weighted
                      FROM rollups WHERE org = ? AND metric = ? AND width = ? AND bucket >= ? AND bucket < ?{filter}"

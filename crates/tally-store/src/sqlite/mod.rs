@@ -52,7 +52,7 @@ use crate::{CustomerChange, CustomerFilter, Store};
 use pool::ReadPool;
 use writer::Writer;
 
-pub use migrate::latest_version;
+pub use migrate::{latest_version, migration_count};
 
 /// How hard a commit pushes data to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

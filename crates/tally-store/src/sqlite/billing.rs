@@ -42,7 +42,7 @@ use crate::types::{
     StoredFee,
 };
 
-const DAY_MICROS: i64 = 86_400_000_000;
+pub(super) const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Starts pending subscriptions whose time has come (ending the one a downgrade replaces) and ends
 /// subscriptions whose `ending_at` has passed, in time order.
@@ -95,18 +95,18 @@ pub(super) fn candidates(conn: &Connection) -> StoreResult<Vec<i64>> {
 }
 
 /// What pricing a subscription needs.
-struct Billed {
-    org: i64,
-    subscription: Subscription,
-    plan: Plan,
-    customer: Customer,
+pub(super) struct Billed {
+    pub(super) org: i64,
+    pub(super) subscription: Subscription,
+    pub(super) plan: Plan,
+    pub(super) customer: Customer,
     tz: Tz,
     /// Whether events naming only the customer belong to this subscription.
-    takes_customer_events: bool,
+    pub(super) takes_customer_events: bool,
 }
 
 impl Billed {
-    fn load(conn: &Connection, seq: i64) -> StoreResult<Billed> {
+    pub(super) fn load(conn: &Connection, seq: i64) -> StoreResult<Billed> {
         let org: i64 = conn.query_row(
             "SELECT org FROM subscriptions WHERE seq = ?1",
             [seq],
@@ -132,7 +132,7 @@ impl Billed {
         })
     }
 
-    fn schedule(&self) -> Option<Schedule> {
+    pub(super) fn schedule(&self) -> Option<Schedule> {
         Some(Schedule {
             interval: self.plan.terms.interval,
             billing_time: self.subscription.billing_time,
@@ -163,7 +163,7 @@ impl Billed {
         }
     }
 
-    fn local_date(&self, at: Timestamp) -> NaiveDate {
+    pub(super) fn local_date(&self, at: Timestamp) -> NaiveDate {
         at.to_datetime().with_timezone(&self.tz).date_naive()
     }
 }
@@ -282,7 +282,7 @@ fn bucket_event_values(
         .collect())
 }
 
-fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
+pub(super) fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
     let filter = fee
         .filter_id
         .and_then(|id| charge.filters.iter().find(|(f, _)| *f == id))
@@ -297,6 +297,7 @@ fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
         pay_in_advance: charge.terms.pay_in_advance,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
+        event_transaction_id: None,
         created_at: now(),
         fee,
     }
@@ -317,6 +318,7 @@ fn subscription_line(
         pay_in_advance: in_advance,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
+        event_transaction_id: None,
         created_at: now(),
         fee: subscription_fee(&billed.plan.terms, part.share, part.period),
     })
@@ -354,7 +356,7 @@ fn run_fees(conn: &Connection, billed: &Billed, run: &Run) -> StoreResult<Vec<St
     Ok(fees)
 }
 
-fn run_json(run: &Run) -> String {
+pub(super) fn run_json(run: &Run) -> String {
     let part = |p: &Option<SubscriptionCharge>| {
         p.map(|p| json!({"from": p.period.from.micros(), "to": p.period.to.micros(), "share": p.share.to_string()}))
     };
@@ -394,7 +396,7 @@ fn run_from_json(text: &str) -> Option<Run> {
     })
 }
 
-fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResult<()> {
+pub(super) fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResult<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO fees (id, invoice, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values,
             units, total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to,
@@ -445,7 +447,11 @@ fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) -> StoreResul
 
 /// Prices an invoice from current data: its run's fees, the customer's coupons and the fees' taxes.
 /// With `consume`, the invoice is being finalized: the coupons it uses are spent and recorded.
-fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> StoreResult<()> {
+pub(super) fn recompute(
+    conn: &Connection,
+    invoice: i64,
+    consume: Option<Timestamp>,
+) -> StoreResult<()> {
     let (subscription, run): (Option<i64>, String) = conn.query_row(
         "SELECT subscription, run FROM invoices WHERE seq = ?1",
         [invoice],
@@ -455,7 +461,12 @@ fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> Sto
         return Ok(());
     };
     let billed = Billed::load(conn, subscription)?;
-    let mut fees = run_fees(conn, &billed, &run)?;
+    // A pay-in-advance charge invoice bills the fee its event was priced at, never usage again.
+    let mut fees = if run.reason == RunReason::InAdvanceCharge {
+        fees_of(conn, invoice)?
+    } else {
+        run_fees(conn, &billed, &run)?
+    };
     let currency = billed.plan.terms.currency;
     let customer = billed.customer.id.0.to_string();
     let coupons: Vec<(i64, tally_core::coupon::AppliedCoupon, CouponValue)> =
@@ -856,11 +867,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
     })
 }
 
-fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
+pub(super) fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values, units,
             total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to, details,
-            pay_in_advance, created_at, coupons_amount_cents
+            pay_in_advance, created_at, coupons_amount_cents,
+            (SELECT a.event_transaction_id FROM advance_fees a WHERE a.id = fees.id)
          FROM fees WHERE invoice = ?1 ORDER BY seq",
     )?;
     let fees = stmt
@@ -893,6 +905,7 @@ fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
                 created_at: Timestamp::from_micros(row.get(17)?),
                 coupons_amount_cents: row.get(18)?,
                 taxes: Vec::new(),
+                event_transaction_id: row.get(19)?,
                 fee: Fee {
                     kind: FeeKind::parse(&kind).ok_or_else(|| corrupt(1, kind.clone()))?,
                     charge_id: uuid(2)?.map(ChargeId),
@@ -1252,6 +1265,7 @@ pub(super) fn credit_invoice(
         pay_in_advance: true,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
+        event_transaction_id: None,
         created_at: now(),
         fee: Fee {
             kind: FeeKind::Credit,

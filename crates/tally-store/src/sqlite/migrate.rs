@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "organization_billing",
         include_str!("../../migrations/sqlite/0008_organization_billing.sql"),
     ),
+    (
+        10,
+        "advance_charges",
+        include_str!("../../migrations/sqlite/0010_advance_charges.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

@@ -2,6 +2,7 @@
 //! checks one feature through HTTP against the Lago and OpenMeter contracts (COMPAT.md).
 
 mod adjustments;
+mod advance_charges;
 mod aggregations;
 mod auth;
 mod batch;

@@ -5,6 +5,7 @@ pub mod coupons;
 pub mod credit_notes;
 pub mod customers;
 pub mod events;
+pub mod fees;
 pub mod invoices;
 pub mod organizations;
 pub mod plans;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app_at, spawn_simulated};
+use crate::helpers::{TestApp, spawn_app_at, spawn_simulated, spawn_simulated_at};
 
 async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
     let reply = app.post_json(path, &body, &app.admin_key).await;
@@ -180,6 +180,7 @@ async fn each_event_gets_its_own_invoice_and_the_period_end_does_not_bill_it_aga
     )
     .await;
     assert!(app.advance("2026-03-21T00:00:00Z").await.is_empty());
+    assert_eq!(fees(&app, "fee_type=charge").await.len(), 3);
 
     // March ends: the period's invoice bills the subscription fee (March whole, 10.00) and not the
     // tokens again.
@@ -676,4 +677,36 @@ async fn a_late_event_is_billed_when_it_arrives_in_the_period_it_belongs_to() {
         "2026-04-01T00:00:00Z"
     );
     assert_eq!(april["total_amount_cents"], 10);
+}
+
+#[tokio::test]
+async fn a_restart_neither_loses_nor_repeats_a_fee() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tally.db");
+    let app = spawn_simulated_at(&path, "2026-03-01T00:00:00Z").await;
+    setup(
+        &app,
+        0,
+        vec![
+            json!({"billable_metric_code": "api_calls", "charge_model": "standard",
+            "pay_in_advance": true, "properties": {"amount": "2"}}),
+        ],
+    )
+    .await;
+    event(&app, "r1", "api_calls", "2026-03-02T10:00:00Z", json!({})).await;
+    assert_eq!(app.advance("2026-03-03T00:00:00Z").await.len(), 1);
+    // Stored, then the server stops before its clock ticks again.
+    event(&app, "r2", "api_calls", "2026-03-03T10:00:00Z", json!({})).await;
+    app.shutdown().await;
+
+    let app = spawn_simulated_at(&path, "2026-03-03T00:00:00Z").await;
+    // r1 was billed before the restart; r2 is billed once now: 1 call × 2.00.
+    let created = app.advance("2026-03-04T00:00:00Z").await;
+    assert_eq!(created.len(), 1);
+    let second = invoice(&app, &created[0]).await;
+    assert_eq!(second["fees"][0]["event_transaction_id"], "r2");
+    assert_eq!(second["total_amount_cents"], 200);
+    assert!(app.advance("2026-03-05T00:00:00Z").await.is_empty());
+    assert_eq!(fees(&app, "fee_type=charge").await.len(), 2);
+    app.shutdown().await;
 }

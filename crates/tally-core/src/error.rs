@@ -69,6 +69,8 @@ pub enum Reason {
     InvalidFreeUnitsPerTotalAggregation,
     /// A percentage charge's per-transaction maximum is below its minimum.
     PerTransactionMaxLowerThanPerTransactionMin,
+    /// A fee estimate names an event code that no pay-in-advance charge of the plan bills.
+    DoesNotMatchAnInstantCharge,
 }
 
 impl Reason {
@@ -111,6 +113,7 @@ impl Reason {
             Reason::PerTransactionMaxLowerThanPerTransactionMin => {
                 "per_transaction_max_lower_than_per_transaction_min"
             }
+            Reason::DoesNotMatchAnInstantCharge => "does_not_match_an_instant_charge",
         }
     }
 }

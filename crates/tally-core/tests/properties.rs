@@ -996,6 +996,96 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 7. Pay-in-advance fees
+// ---------------------------------------------------------------------------------------------
+
+/// Three graduated tiers, `[0,10]`, `[11,30]`, `[31,…)`, with prices and flat amounts in mills
+/// (thousandths of a dollar), and the charge that prices with them in advance.
+fn graduated_in_advance(mills: [i64; 6]) -> tally_core::plan::Charge {
+    use tally_core::charge::{ChargeModel, Tier};
+    let price = |m: i64| Decimal::new(m, 3);
+    let tier = |from: i64, to: Option<i64>, unit: i64, flat: i64| Tier {
+        from_value: Decimal::from(from),
+        to_value: to.map(Decimal::from),
+        per_unit_amount: price(unit),
+        flat_amount: price(flat),
+    };
+    tally_core::plan::Charge {
+        id: tally_core::id::ChargeId(Uuid::nil()),
+        metric_id: tally_core::id::MetricId(Uuid::nil()),
+        metric_code: Code::parse("code", "calls").expect("code"),
+        terms: tally_core::plan::ChargeTerms {
+            code: "calls".into(),
+            invoice_display_name: None,
+            model: ChargeModel::Graduated {
+                ranges: vec![
+                    tier(0, Some(10), mills[0], mills[1]),
+                    tier(11, Some(30), mills[2], mills[3]),
+                    tier(31, None, mills[4], mills[5]),
+                ],
+            },
+            pay_in_advance: true,
+            invoiceable: true,
+            prorated: false,
+            min_amount_cents: 0,
+        },
+        filters: Vec::new(),
+        taxes: Vec::new(),
+    }
+}
+
+/// The price in mills of `units` whole units, unit by unit: each unit at its tier's price, each
+/// tier's flat amount once reached (the first tier always).
+fn naive_graduated_mills(mills: [i64; 6], units: i64) -> i128 {
+    let mut total = i128::from(mills[1]);
+    for unit in 1..=units {
+        total += i128::from(match unit {
+            1..=10 => mills[0],
+            11..=30 => mills[2],
+            _ => mills[4],
+        });
+    }
+    if units > 10 {
+        total += i128::from(mills[3]);
+    }
+    if units > 30 {
+        total += i128::from(mills[5]);
+    }
+    total
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Events billed one by one in advance add up to the price of the period's usage, exactly, and
+    /// in cents to that price rounded once: nothing is lost to per-event rounding.
+    #[test]
+    fn advance_fees_add_up_to_the_period_price(
+        mills in proptest::array::uniform6(0i64..=2_000),
+        added in proptest::collection::vec(0i64..=15, 1..25),
+    ) {
+        use tally_core::billing::advance::{Running, advance_fee};
+        let charge = graduated_in_advance(mills);
+        let usd = tally_core::currency::Currency::parse("USD").expect("USD");
+        let period = tally_core::period::Period { from: ts(0), to: ts(DAY) };
+        let mut running = Running::default();
+        let (mut precise, mut cents) = (Decimal::ZERO, 0i64);
+        for units in &added {
+            let (fee, after) =
+                advance_fee(&charge, None, None, &running, Decimal::from(*units), usd, period);
+            prop_assert!(fee.amount_cents >= 0 && fee.precise_amount >= Decimal::ZERO);
+            precise += fee.precise_amount;
+            cents += fee.amount_cents;
+            running = after;
+        }
+        let total: i64 = added.iter().sum();
+        let expected = naive_graduated_mills(mills, total);
+        prop_assert_eq!(precise * Decimal::from(1000), Decimal::from_i128_with_scale(expected, 0));
+        prop_assert_eq!(i128::from(cents), div_half_even(expected, 10));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Hand-computed tables and regressions
 // ---------------------------------------------------------------------------------------------
 

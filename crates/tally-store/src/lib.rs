@@ -19,7 +19,7 @@ use tally_core::apikey::{ApiKey, Scope};
 use tally_core::coupon::{AppliedCoupon, Coupon, CouponTerms};
 use tally_core::customer::{Customer, CustomerProfile};
 use tally_core::event::NewEvent;
-use tally_core::id::{ApiKeyId, CustomerId, ExternalId, InvoiceId, OrganizationId, PlanId};
+use tally_core::id::{ApiKeyId, CustomerId, ExternalId, FeeId, InvoiceId, OrganizationId, PlanId};
 use tally_core::invoice::PaymentStatus;
 use tally_core::metric::MetricDefinition;
 use tally_core::organization::{Organization, OrganizationPatch};
@@ -201,8 +201,10 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Subscription>;
 
-    /// Runs the billing clock up to `now`: starts and ends subscriptions on time, bills every run due
-    /// exactly once, and finalizes drafts whose grace period ended. Returns the invoices created.
+    /// Runs the billing clock up to `now`: starts and ends subscriptions on time, bills the events
+    /// stored since the last run to their pay-in-advance charges (each (charge, event) exactly once),
+    /// bills every run due exactly once, and finalizes drafts whose grace period ended. Returns the
+    /// invoices created.
     async fn run_billing(&self, now: Timestamp) -> StoreResult<Vec<InvoiceId>>;
 
     /// Reads an invoice.
@@ -242,6 +244,26 @@ pub trait Store: Send + Sync + 'static {
         id: InvoiceId,
         status: PaymentStatus,
     ) -> StoreResult<Invoice>;
+
+    /// Works out what one event would bill now on the pay-in-advance charges of its subscription
+    /// (named, or the customer's only active one), against what was billed so far; writes nothing.
+    async fn estimate_fees(
+        &self,
+        org: OrganizationId,
+        event: NewEvent,
+        now: Timestamp,
+    ) -> StoreResult<Vec<FeeRecord>>;
+
+    /// Reads a fee: an invoice line, or a pay-in-advance fee on no invoice.
+    async fn fee(&self, org: OrganizationId, id: FeeId) -> StoreResult<FeeRecord>;
+
+    /// Lists fees, newest first.
+    async fn list_fees(
+        &self,
+        org: OrganizationId,
+        filter: &FeeFilter,
+        page: Page,
+    ) -> StoreResult<Listed<FeeRecord>>;
 
     /// Prices the open period of a customer's active subscription.
     async fn current_usage(

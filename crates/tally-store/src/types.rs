@@ -261,8 +261,43 @@ pub struct StoredFee {
     pub coupons_amount_cents: i64,
     /// The fee's taxes, each rounded once.
     pub taxes: Vec<FeeTax>,
+    /// The event a pay-in-advance charge fee bills (its `transaction_id`); `None` for other fees.
+    pub event_transaction_id: Option<String>,
     /// When it was created.
     pub created_at: Timestamp,
+}
+
+/// A fee with what it belongs to, outside an invoice: an answer of `GET /fees` and of fee estimates.
+/// Pay-in-advance charges that are not invoiceable make fees that belong to no invoice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeeRecord {
+    /// The fee (its taxes and coupons as its invoice, if any, applied them).
+    pub fee: StoredFee,
+    /// Its invoice, if it is on one.
+    pub invoice_id: Option<tally_core::id::InvoiceId>,
+    /// Whether its charge puts its fees on invoices.
+    pub invoiceable: bool,
+    /// The customer billed.
+    pub customer: tally_core::customer::Customer,
+    /// The subscription billed, if any.
+    pub subscription: Option<tally_core::subscription::Subscription>,
+    /// The currency of its amounts.
+    pub currency: tally_core::currency::Currency,
+    /// Its invoice's payment status (`pending` without an invoice).
+    pub payment_status: tally_core::invoice::PaymentStatus,
+}
+
+/// Filters for listing fees.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeeFilter {
+    /// Only this customer's (external id).
+    pub external_customer_id: Option<String>,
+    /// Only this subscription's (external id).
+    pub external_subscription_id: Option<String>,
+    /// Only this kind (`subscription`, `charge`, `commitment`, `credit`).
+    pub fee_type: Option<tally_core::billing::FeeKind>,
+    /// Only the charges of this metric.
+    pub billable_metric_code: Option<String>,
 }
 
 /// A tax on a fee (or, summed, on an invoice).

@@ -27,6 +27,8 @@ pub enum RunReason {
     Periodic,
     /// A termination between boundaries.
     Terminating,
+    /// One pay-in-advance charge fee, invoiced as its event is billed (never a run of `due_runs`).
+    InAdvanceCharge,
 }
 
 impl RunReason {
@@ -36,6 +38,7 @@ impl RunReason {
             RunReason::Starting => "subscription_starting",
             RunReason::Periodic => "subscription_periodic",
             RunReason::Terminating => "subscription_terminating",
+            RunReason::InAdvanceCharge => "in_advance_charge",
         }
     }
 
@@ -45,6 +48,7 @@ impl RunReason {
             "subscription_starting" => Some(RunReason::Starting),
             "subscription_periodic" => Some(RunReason::Periodic),
             "subscription_terminating" => Some(RunReason::Terminating),
+            "in_advance_charge" => Some(RunReason::InAdvanceCharge),
             _ => None,
         }
     }

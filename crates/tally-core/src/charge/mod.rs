@@ -27,6 +27,7 @@ use crate::error::ValidationErrors;
 
 pub use crate::money::round_fee;
 pub use minimum::min_amount_true_up;
+pub use percentage::NextEvent;
 
 /// The name of a charge model, as Lago's `charge_model` field spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -319,6 +320,18 @@ impl ChargeModel {
             }
             _ => false,
         }
+    }
+
+    /// Prices one more event of a `percentage` charge on its own, after `events_before` events of the
+    /// period whose free allowance covered `free_value_used` (pay-in-advance charges bill event by
+    /// event); `None` for the other models, which are priced on their units.
+    pub fn price_next_event(
+        &self,
+        events_before: u64,
+        free_value_used: Decimal,
+        value: Decimal,
+    ) -> Option<NextEvent> {
+        percentage::next_event(self, events_before, free_value_used, value)
     }
 
     /// Prices one period's usage: the exact amount in major units, never rounded, never negative.

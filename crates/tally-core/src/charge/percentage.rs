@@ -149,10 +149,44 @@ struct Walk {
     per_transaction_total: Option<Decimal>,
 }
 
+/// What one event of the walk is: the part of its value the free allowance covers, whether it is
+/// entirely free, and its fee (0 when free; clamped to the per-transaction bounds otherwise).
+struct Step {
+    covered: Decimal,
+    free: bool,
+    fee: Decimal,
+}
+
+/// Takes the event at `index` (0 for the period's first) with `value_left` of the value allowance
+/// (`None` when there is none), and uses up its share of the allowance. Negative values count as 0.
+fn step(terms: &Terms, index: u64, value_left: &mut Option<Decimal>, raw: Decimal) -> Step {
+    let has_allowance = terms.free_events.is_some() || terms.free_value.is_some();
+    let value = raw.max(Decimal::ZERO);
+    let in_window = has_allowance && terms.free_events.is_none_or(|n| index < n);
+    let (covered, free) = match (in_window, value_left.as_mut()) {
+        (false, _) => (Decimal::ZERO, false),
+        (true, None) => (value, true),
+        (true, Some(left)) if *left > Decimal::ZERO && value <= *left => {
+            *left -= value;
+            (value, true)
+        }
+        (true, Some(left)) => {
+            let covered = value.min(*left);
+            *left -= covered;
+            (covered, false)
+        }
+    };
+    let fee = if free {
+        Decimal::ZERO
+    } else {
+        terms.event_fee(value - covered)
+    };
+    Step { covered, free, fee }
+}
+
 /// Walks the events oldest first, applying the free allowances (see the module documentation).
 /// Negative event values count as 0.
 fn walk(terms: &Terms, values: &[Decimal]) -> Walk {
-    let has_allowance = terms.free_events.is_some() || terms.free_value.is_some();
     let mut value_left = terms.free_value;
     let mut result = Walk {
         free_value: Decimal::ZERO,
@@ -162,31 +196,96 @@ fn walk(terms: &Terms, values: &[Decimal]) -> Walk {
     };
     let mut total = Decimal::ZERO;
     for (index, raw) in values.iter().enumerate() {
-        let value = (*raw).max(Decimal::ZERO);
-        let in_window = has_allowance && terms.free_events.is_none_or(|n| (index as u64) < n);
-        let (covered, free) = match (in_window, value_left.as_mut()) {
-            (false, _) => (Decimal::ZERO, false),
-            (true, None) => (value, true),
-            (true, Some(left)) if *left > Decimal::ZERO && value <= *left => {
-                *left -= value;
-                (value, true)
-            }
-            (true, Some(left)) => {
-                let covered = value.min(*left);
-                *left -= covered;
-                (covered, false)
-            }
-        };
-        result.free_value = result.free_value.saturating_add(covered);
-        if free {
+        let taken = step(terms, index as u64, &mut value_left, *raw);
+        result.free_value = result.free_value.saturating_add(taken.covered);
+        if taken.free {
             result.free_events += 1;
         } else {
             result.paid_events += 1;
-            total = total.saturating_add(terms.event_fee(value - covered));
+            total = total.saturating_add(taken.fee);
         }
     }
     result.per_transaction_total = Some(total);
     result
+}
+
+/// One more event of a percentage charge, priced on its own (pay-in-advance charges).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextEvent {
+    /// The event's fee, exact: 0 when the allowance makes it free, else its paid value × rate / 100
+    /// plus the fixed fee, clamped to the per-transaction bounds.
+    pub amount: Decimal,
+    /// The part of its value the free allowance covers.
+    pub free_value: Decimal,
+    /// Lago's `amount_details` for the one event.
+    pub details: Value,
+}
+
+fn terms_of(model: &ChargeModel) -> Option<Terms> {
+    match model {
+        ChargeModel::Percentage {
+            rate,
+            fixed_amount,
+            free_units_per_events,
+            free_units_per_total_aggregation,
+            per_transaction_min_amount,
+            per_transaction_max_amount,
+        } => Some(Terms {
+            rate: *rate,
+            fixed_amount: *fixed_amount,
+            free_events: *free_units_per_events,
+            free_value: *free_units_per_total_aggregation,
+            min: *per_transaction_min_amount,
+            max: *per_transaction_max_amount,
+        }),
+        _ => None,
+    }
+}
+
+/// Prices the event that follows `events_before` events of the period whose free allowance already
+/// covered `free_value_used`, exactly as [`price`] would walk it: the sum of these amounts over the
+/// period's events, oldest first, is the period's amount with per-event values.
+pub(super) fn next_event(
+    model: &ChargeModel,
+    events_before: u64,
+    free_value_used: Decimal,
+    value: Decimal,
+) -> Option<NextEvent> {
+    let terms = terms_of(model)?;
+    let mut value_left = terms
+        .free_value
+        .map(|a| (a - free_value_used).max(Decimal::ZERO));
+    let taken = step(&terms, events_before, &mut value_left, value);
+    let value = value.max(Decimal::ZERO);
+    let paid_units = value - taken.covered;
+    let (free_events, paid_events) = if taken.free { (1, 0) } else { (0, 1) };
+    let percentage_amount = if taken.free {
+        Decimal::ZERO
+    } else {
+        percent_of(paid_units, terms.rate)
+    };
+    let fixed = if taken.free {
+        Decimal::ZERO
+    } else {
+        terms.fixed_amount
+    };
+    let plain = percentage_amount.saturating_add(fixed);
+    Some(NextEvent {
+        amount: taken.fee,
+        free_value: taken.covered,
+        details: json!({
+            "units": dec_string(value),
+            "free_units": dec_string(taken.covered),
+            "paid_units": dec_string(paid_units),
+            "free_events": free_events,
+            "paid_events": paid_events,
+            "rate": dec_string(terms.rate),
+            "per_unit_total_amount": dec_string(percentage_amount),
+            "fixed_fee_unit_amount": dec_string(fixed),
+            "fixed_fee_total_amount": dec_string(fixed),
+            "min_max_adjustment_total_amount": dec_string(taken.fee.saturating_sub(plain)),
+        }),
+    })
 }
 
 /// Prices a percentage charge. Without the event values it needs (see
@@ -195,28 +294,12 @@ fn walk(terms: &Terms, values: &[Decimal]) -> Walk {
 /// free), the value allowance is `min(units, free_units_per_total_aggregation)`, and per-transaction
 /// bounds are not applied.
 pub(super) fn price(model: &ChargeModel, units: Decimal, usage: &ChargeUsage) -> Priced {
-    let ChargeModel::Percentage {
-        rate,
-        fixed_amount,
-        free_units_per_events,
-        free_units_per_total_aggregation,
-        per_transaction_min_amount,
-        per_transaction_max_amount,
-    } = model
-    else {
+    let Some(terms) = terms_of(model) else {
         return Priced {
             amount: Decimal::ZERO,
             units,
             details: json!({}),
         };
-    };
-    let terms = Terms {
-        rate: *rate,
-        fixed_amount: *fixed_amount,
-        free_events: *free_units_per_events,
-        free_value: *free_units_per_total_aggregation,
-        min: *per_transaction_min_amount,
-        max: *per_transaction_max_amount,
     };
     let found = match &usage.event_values {
         Some(values) => walk(&terms, values),

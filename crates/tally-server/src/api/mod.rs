@@ -41,6 +41,7 @@ pub const BULK_BODY_LIMIT: usize = 64 * 1024 * 1024;
         (name = "plans", description = "Lago plans and their charges"),
         (name = "subscriptions", description = "Lago subscriptions"),
         (name = "invoices", description = "Lago invoices, made by the billing clock"),
+        (name = "fees", description = "Lago fees: invoice lines and pay-in-advance fees"),
         (name = "taxes", description = "Lago taxes"),
         (name = "coupons", description = "Lago coupons and applied coupons"),
         (name = "wallets", description = "Lago wallets of prepaid credits"),
@@ -73,6 +74,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(lago::plans::router())
         .merge(lago::subscriptions::router())
         .merge(lago::invoices::router())
+        .merge(lago::fees::router())
         .merge(lago::usage::router())
         .merge(lago::taxes::router())
         .merge(lago::coupons::router())
@@ -89,7 +91,7 @@ fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// Lago resources of the billing half, planned but not built yet: they answer 501 with a message
 /// rather than a misleading 404.
-const NOT_BUILT: [&str; 2] = ["fees", "webhook_endpoints"];
+const NOT_BUILT: [&str; 1] = ["webhook_endpoints"];
 
 fn not_built_routes() -> Router<AppState> {
     let answer = |what: &'static str| {

@@ -103,6 +103,13 @@ pub async fn spawn_simulated(start: &str) -> TestApp {
     app
 }
 
+/// Starts a server on the database at `path` (created when missing) whose billing clock is
+/// simulated from `start` (RFC 3339).
+pub async fn spawn_simulated_at(path: &Path, start: &str) -> TestApp {
+    let start = tally_core::Timestamp::parse_rfc3339(start).expect("clock start");
+    spawn_with(path, tally_server::ClockMode::Simulated(start)).await
+}
+
 /// Starts a server on a fresh database with a simulated clock from `start` (RFC 3339), after
 /// `configure` has changed its config.
 pub async fn spawn_configured(start: &str, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {

@@ -3,6 +3,7 @@
 
 mod add_ons;
 mod adjustments;
+mod advance_charges;
 mod aggregations;
 mod auth;
 mod batch;

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_simulated};
 
 /// Every route tally serves under `/api/v1`, written by hand.
-const ROUTES: [(&str, &str); 76] = [
+const ROUTES: [(&str, &str); 79] = [
     ("post", "/api/v1/customers"),
     ("get", "/api/v1/customers"),
     ("get", "/api/v1/customers/{external_customer_id}"),
@@ -23,6 +23,7 @@ const ROUTES: [(&str, &str); 76] = [
     ("post", "/api/v1/events/batch"),
     ("post", "/api/v1/events/bulk"),
     ("get", "/api/v1/events/{transaction_id}"),
+    ("post", "/api/v1/events/estimate_fees"),
     ("get", "/api/v1/meters"),
     ("post", "/api/v1/meters"),
     ("get", "/api/v1/meters/{meterIdOrSlug}"),
@@ -49,6 +50,8 @@ const ROUTES: [(&str, &str); 76] = [
     ("post", "/api/v1/invoices/{lago_id}/refresh"),
     ("post", "/api/v1/invoices/{lago_id}/void"),
     ("post", "/api/v1/invoices/{lago_id}/download"),
+    ("get", "/api/v1/fees"),
+    ("get", "/api/v1/fees/{lago_id}"),
     (
         "get",
         "/api/v1/customers/{external_customer_id}/current_usage",

@@ -43,7 +43,7 @@ use crate::types::{
     StoredFee,
 };
 
-const DAY_MICROS: i64 = 86_400_000_000;
+pub(super) const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Starts pending subscriptions whose time has come (ending the one a downgrade replaces) and ends
 /// subscriptions whose `ending_at` has passed, in time order.
@@ -100,10 +100,10 @@ pub(super) struct Billed {
     pub(super) org: i64,
     pub(super) subscription: Subscription,
     pub(super) plan: Plan,
-    customer: Customer,
+    pub(super) customer: Customer,
     tz: Tz,
     /// Whether events naming only the customer belong to this subscription.
-    takes_customer_events: bool,
+    pub(super) takes_customer_events: bool,
     /// Whether the events at `started_at` are billed here ([`Life::bills_start_instant`]).
     bills_start_instant: bool,
     /// Whether the events at `terminated_at` are billed here ([`Life::bills_end_instant`]).
@@ -198,7 +198,7 @@ impl Billed {
         }
     }
 
-    fn local_date(&self, at: Timestamp) -> NaiveDate {
+    pub(super) fn local_date(&self, at: Timestamp) -> NaiveDate {
         at.to_datetime().with_timezone(&self.tz).date_naive()
     }
 }
@@ -325,7 +325,7 @@ fn bucket_event_values(
         .collect())
 }
 
-fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
+pub(super) fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
     let filter = fee
         .filter_id
         .and_then(|id| charge.filters.iter().find(|(f, _)| *f == id))
@@ -342,6 +342,7 @@ fn label_charge_fee(charge: &Charge, metric: &Metric, fee: Fee) -> StoredFee {
         description: None,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
+        event_transaction_id: None,
         created_at: now(),
         fee,
     }
@@ -364,6 +365,7 @@ fn subscription_line(
         description: None,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
+        event_transaction_id: None,
         created_at: now(),
         fee: subscription_fee(&billed.plan.terms, part.share, part.period),
     })
@@ -400,7 +402,7 @@ fn run_fees(conn: &Connection, billed: &Billed, run: &Run) -> StoreResult<Vec<St
     Ok(fees)
 }
 
-fn run_json(run: &Run) -> String {
+pub(super) fn run_json(run: &Run) -> String {
     let part = |p: &Option<SubscriptionCharge>| {
         p.map(|p| json!({"from": p.period.from.micros(), "to": p.period.to.micros(), "share": p.share.to_string()}))
     };
@@ -494,7 +496,11 @@ pub(super) fn write_fees(conn: &Connection, invoice: i64, fees: &[StoredFee]) ->
 
 /// Prices an invoice from current data: its run's fees, the customer's coupons and the fees' taxes.
 /// With `consume`, the invoice is being finalized: the coupons it uses are spent and recorded.
-fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> StoreResult<()> {
+pub(super) fn recompute(
+    conn: &Connection,
+    invoice: i64,
+    consume: Option<Timestamp>,
+) -> StoreResult<()> {
     let (subscription, run): (Option<i64>, String) = conn.query_row(
         "SELECT subscription, run FROM invoices WHERE seq = ?1",
         [invoice],
@@ -504,8 +510,14 @@ fn recompute(conn: &Connection, invoice: i64, consume: Option<Timestamp>) -> Sto
         return Ok(());
     };
     let billed = Billed::load(conn, subscription)?;
-    let mut fees = run_fees(conn, &billed, &run)?;
-    fees.extend(commitment_line(conn, &billed, &run, invoice, &fees)?);
+    // A pay-in-advance charge invoice bills the fee its event was priced at, never usage again.
+    let mut fees = if run.reason == RunReason::InAdvanceCharge {
+        fees_of(conn, invoice)?
+    } else {
+        let fees = run_fees(conn, &billed, &run)?;
+        let commitment = commitment_line(conn, &billed, &run, invoice, &fees)?;
+        fees.into_iter().chain(commitment).collect()
+    };
     let currency = billed.plan.terms.currency;
     let customer = billed.customer.id.0.to_string();
     let coupons: Vec<(i64, tally_core::coupon::AppliedCoupon, CouponValue)> =
@@ -944,11 +956,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
     })
 }
 
-fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
+pub(super) fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, charge, charge_filter, item_code, item_name, filter_name, filter_values, units,
             total_aggregated_units, events_count, precise_amount, amount_cents, period_from, period_to, details,
-            pay_in_advance, created_at, coupons_amount_cents, add_on, description
+            pay_in_advance, created_at, coupons_amount_cents, add_on, description,
+            (SELECT a.event_transaction_id FROM advance_fees a WHERE a.id = fees.id)
          FROM fees WHERE invoice = ?1 ORDER BY seq",
     )?;
     let fees = stmt
@@ -983,6 +996,7 @@ fn fees_of(conn: &Connection, invoice: i64) -> StoreResult<Vec<StoredFee>> {
                 created_at: Timestamp::from_micros(row.get(17)?),
                 coupons_amount_cents: row.get(18)?,
                 taxes: Vec::new(),
+                event_transaction_id: row.get(21)?,
                 fee: Fee {
                     kind: FeeKind::parse(&kind).ok_or_else(|| corrupt(1, kind.clone()))?,
                     charge_id: uuid(2)?.map(ChargeId),
@@ -1344,6 +1358,7 @@ pub(super) fn credit_invoice(
         description: None,
         coupons_amount_cents: 0,
         taxes: Vec::new(),
+        event_transaction_id: None,
         created_at: now(),
         fee: Fee {
             kind: FeeKind::Credit,
@@ -1381,7 +1396,7 @@ fn commitment_line(
     let closes = match run.reason {
         RunReason::Periodic => run.boundary == period.to,
         RunReason::Terminating => true,
-        RunReason::Starting => false,
+        RunReason::Starting | RunReason::InAdvanceCharge => false,
     };
     let Some(schedule) = billed.schedule() else {
         return Ok(None);
@@ -1434,6 +1449,7 @@ fn commitment_line(
         filter_values: None,
         add_on_id: None,
         description: None,
+        event_transaction_id: None,
         pay_in_advance: false,
         coupons_amount_cents: 0,
         taxes: Vec::new(),

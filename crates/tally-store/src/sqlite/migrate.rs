@@ -3,6 +3,10 @@
 //! Each file in `migrations/sqlite/` is applied once, in order, in its own transaction, and recorded in
 //! `schema_migrations`. Applied files are never edited; a change is a new file. A database migrated by
 //! a newer tally is refused rather than misread.
+//!
+//! Versions need not be contiguous: every known migration missing from `schema_migrations` is applied,
+//! so a version left free by one line of work and filled later is still applied to databases that
+//! already have higher versions.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -66,11 +70,25 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "add_ons",
         include_str!("../../migrations/sqlite/0011_add_ons.sql"),
     ),
+    (
+        12,
+        "advance_charges",
+        include_str!("../../migrations/sqlite/0012_advance_charges.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
 pub fn latest_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
+    MIGRATIONS
+        .iter()
+        .map(|(version, _, _)| *version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// How many migrations this build knows.
+pub fn migration_count() -> usize {
+    MIGRATIONS.len()
 }
 
 fn ensure_table(conn: &Connection) -> StoreResult<()> {
@@ -103,13 +121,31 @@ pub fn current_version(conn: &Connection) -> StoreResult<i64> {
     )?)
 }
 
+/// Returns the versions recorded in `schema_migrations` (none when the table does not exist).
+fn applied_versions(conn: &Connection) -> StoreResult<std::collections::BTreeSet<i64>> {
+    if current_version(conn)? == 0 {
+        return Ok(std::collections::BTreeSet::new());
+    }
+    let mut stmt = conn.prepare("SELECT version FROM schema_migrations")?;
+    let versions = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(versions)
+}
+
 /// Applies every pending migration and returns how many were applied.
 pub fn migrate(conn: &mut Connection) -> StoreResult<usize> {
     ensure_table(conn)?;
     let current = current_version(conn)?;
     check_not_newer(current)?;
+    let done = applied_versions(conn)?;
+    let mut pending: Vec<_> = MIGRATIONS
+        .iter()
+        .filter(|(v, _, _)| !done.contains(v))
+        .collect();
+    pending.sort_by_key(|(v, _, _)| *v);
     let mut applied = 0;
-    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+    for (version, name, sql) in pending {
         let tx = conn.transaction()?;
         tx.execute_batch(sql).map_err(|e| {
             StoreError::Database(format!("migration {version} ({name}) failed: {e}"))
@@ -129,11 +165,12 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<usize> {
     Ok(applied)
 }
 
-/// Fails unless the database is exactly at the latest version.
+/// Fails unless every known migration is applied and none is unknown.
 pub fn check(conn: &Connection) -> StoreResult<()> {
     let current = current_version(conn)?;
     check_not_newer(current)?;
-    if current < latest_version() {
+    let done = applied_versions(conn)?;
+    if MIGRATIONS.iter().any(|(v, _, _)| !done.contains(v)) {
         return Err(StoreError::Config(format!(
             "the database is at schema version {current} and needs {}; run `tally migrate`",
             latest_version()

@@ -5,6 +5,7 @@
 //! docs/performance.md for the measured difference).
 
 mod add_ons;
+mod advance_charges;
 mod billable_metrics;
 mod billing;
 mod checkpoint;
@@ -12,6 +13,7 @@ mod coupons;
 mod credit_notes;
 mod customers;
 mod events;
+mod fees;
 mod keys;
 mod listing;
 mod migrate;
@@ -39,7 +41,7 @@ use tally_core::apikey::{ApiKey, Scope};
 use tally_core::coupon::{AppliedCoupon, Coupon, CouponTerms};
 use tally_core::customer::Customer;
 use tally_core::event::NewEvent;
-use tally_core::id::{ApiKeyId, CustomerId, ExternalId, InvoiceId, OrganizationId, PlanId};
+use tally_core::id::{ApiKeyId, CustomerId, ExternalId, FeeId, InvoiceId, OrganizationId, PlanId};
 use tally_core::invoice::PaymentStatus;
 use tally_core::metric::MetricDefinition;
 use tally_core::organization::{Organization, OrganizationPatch};
@@ -56,7 +58,7 @@ use crate::{CustomerChange, CustomerFilter, Store};
 use pool::ReadPool;
 use writer::Writer;
 
-pub use migrate::latest_version;
+pub use migrate::{latest_version, migration_count};
 
 /// How hard a commit pushes data to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -236,6 +238,42 @@ impl SqliteStore {
         }
         let mut conn = connect(path, Durability::Full)?;
         migrate::migrate(&mut conn)
+    }
+
+    /// Bills the events stored since the last tick to their pay-in-advance charges, one bounded
+    /// chunk per transaction, up to the newest event stored when the tick began; returns the invoices
+    /// made. A failed chunk is logged and stops this work (the watermark stays before it) until the
+    /// next tick; the rest of the tick goes on.
+    async fn bill_advance_charges(&self, now: Timestamp) -> Vec<InvoiceId> {
+        let mut created = Vec::new();
+        let until = match self.reads.read(advance_charges::newest_event).await {
+            Ok(until) => until,
+            Err(error) => {
+                tracing::error!(%error, "reading the event log for pay-in-advance charges failed");
+                return created;
+            }
+        };
+        loop {
+            let chunk = self
+                .writer
+                .write(1, move |ctx| {
+                    advance_charges::bill_chunk(ctx.conn, until, now)
+                })
+                .await;
+            match chunk {
+                Ok(chunk) => {
+                    created.extend(chunk.invoices);
+                    if chunk.done {
+                        return created;
+                    }
+                }
+                Err(error) => {
+                    metrics::counter!("tally_billing_failures_total").increment(1);
+                    tracing::error!(%error, "billing pay-in-advance charges failed; retried at the next tick");
+                    return created;
+                }
+            }
+        }
     }
 
     /// Resolves an organization to its compact sequence number, cached after the first lookup.
@@ -565,8 +603,8 @@ impl Store for SqliteStore {
         self.writer
             .write(1, move |ctx| billing::apply_lifecycle(ctx.conn, now))
             .await?;
+        let mut created = self.bill_advance_charges(now).await;
         let candidates = self.reads.read(billing::candidates).await?;
-        let mut created = Vec::new();
         // Submitted together, the runs are group-committed; each stays its own savepoint, so one
         // failing subscription does not hold back the others.
         for chunk in candidates.chunks(256) {
@@ -654,6 +692,36 @@ impl Store for SqliteStore {
             .write(1, move |ctx| {
                 billing::set_payment_status(ctx.conn, seq, id, status)
             })
+            .await
+    }
+
+    async fn estimate_fees(
+        &self,
+        org: OrganizationId,
+        event: NewEvent,
+        now: Timestamp,
+    ) -> StoreResult<Vec<FeeRecord>> {
+        let seq = self.org_seq(org).await?;
+        self.reads
+            .read(move |conn| advance_charges::estimate(conn, seq, &event, now))
+            .await
+    }
+
+    async fn fee(&self, org: OrganizationId, id: FeeId) -> StoreResult<FeeRecord> {
+        let seq = self.org_seq(org).await?;
+        self.reads.read(move |conn| fees::get(conn, seq, id)).await
+    }
+
+    async fn list_fees(
+        &self,
+        org: OrganizationId,
+        filter: &FeeFilter,
+        page: Page,
+    ) -> StoreResult<Listed<FeeRecord>> {
+        let seq = self.org_seq(org).await?;
+        let filter = filter.clone();
+        self.reads
+            .read(move |conn| fees::list(conn, seq, &filter, page))
             .await
     }
 

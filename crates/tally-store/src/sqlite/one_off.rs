@@ -211,6 +211,7 @@ fn taxed(priced: Vec<Priced<'_>>, created: Timestamp) -> (Vec<StoredFee>, Invoic
                 .description
                 .clone()
                 .or_else(|| p.add_on.terms.description.clone()),
+            event_transaction_id: None,
             coupons_amount_cents: 0,
             taxes: fee_taxes
                 .into_iter()

@@ -59,7 +59,11 @@ pub(super) fn past_usage(
         let (Some(run), Some(sub)) = (invoice.run, invoice.subscription.clone()) else {
             continue;
         };
-        let Some(period) = run.charges else {
+        // Pay-in-advance charge invoices bill one event each, not a period.
+        let Some(period) = run
+            .charges
+            .filter(|_| run.reason != tally_core::billing::RunReason::InAdvanceCharge)
+        else {
             continue;
         };
         let plan = plans::by_id(conn, org, sub.plan_id)?;

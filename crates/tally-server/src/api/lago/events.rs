@@ -44,6 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_event, list_events))
         .routes(routes!(create_batch))
+        .routes(routes!(estimate_fees))
         .routes(routes!(get_event))
 }
 
@@ -339,6 +340,50 @@ async fn batch(
         })
         .collect();
     Ok(Json(json!({"events": events})))
+}
+
+/// Estimates what one event would bill now on the pay-in-advance charges of its subscription,
+/// storing nothing. A missing `transaction_id` is made up; `timestamp` defaults to now.
+#[utoipa::path(post, path = "/api/v1/events/estimate_fees", tag = "events",
+    request_body(content = Object, description = "`{\"event\": {code, external_subscription_id | external_customer_id, properties, transaction_id?, timestamp?}}`"),
+    responses((status = 200, description = "`{\"fees\": [fee…]}`, without `lago_id` or invoice"),
+        (status = 404, description = "`customer_not_found`, `subscription_not_found` or `billable_metric_not_found`"),
+        (status = 422, description = "`{\"code\": [\"does_not_match_an_instant_charge\"]}`, or a property that is not a number")))]
+async fn estimate_fees(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let value = parse_body(&body)?;
+    let mut object = root(&value, "event")?.clone();
+    if object.get("transaction_id").is_none_or(Value::is_null) {
+        object.insert(
+            "transaction_id".into(),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        );
+    }
+    let draft = parse_lago_event(&object).map_err(ApiError::Validation)?;
+    let event = prepare(&state, principal, vec![draft])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("no event prepared".into()))?;
+    let fees = state
+        .store
+        .estimate_fees(principal.org, event, state.clock.now())
+        .await?;
+    let fees: Vec<Value> = fees
+        .iter()
+        .map(|record| {
+            let mut fee = super::fees::fee_record_json(record);
+            if let Some(map) = fee.as_object_mut() {
+                // Nothing is stored: the estimate has no id of its own.
+                map.insert("lago_id".into(), Value::Null);
+            }
+            fee
+        })
+        .collect();
+    Ok(Json(json!({ "fees": fees })))
 }
 
 /// A refused line of a bulk request.

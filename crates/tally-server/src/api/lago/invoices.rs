@@ -302,8 +302,44 @@ fn date_time(at: Timestamp) -> String {
     at.to_rfc3339_seconds()
 }
 
-/// Renders a fee in Lago's shape.
+/// What a fee is rendered with besides its own fields: the invoice it is on (if any), its customer
+/// and subscription, its currency and payment status.
+pub struct FeeOwner<'a> {
+    /// The invoice's `lago_id`, when the fee is on an invoice.
+    pub invoice_id: Option<uuid::Uuid>,
+    /// The customer billed.
+    pub customer: &'a tally_core::customer::Customer,
+    /// The subscription billed, if any.
+    pub subscription: Option<&'a tally_core::subscription::Subscription>,
+    /// The currency of the amounts.
+    pub currency: tally_core::currency::Currency,
+    /// The payment status of the invoice (`pending` without one).
+    pub payment_status: PaymentStatus,
+    /// Whether the fee's charge puts its fees on invoices.
+    pub invoiceable: bool,
+}
+
+impl<'a> FeeOwner<'a> {
+    /// The owner of an invoice's lines.
+    pub fn invoice(invoice: &'a Invoice) -> Self {
+        FeeOwner {
+            invoice_id: Some(invoice.id.0),
+            customer: &invoice.customer,
+            subscription: invoice.subscription.as_ref(),
+            currency: invoice.currency,
+            payment_status: invoice.payment_status,
+            invoiceable: true,
+        }
+    }
+}
+
+/// Renders an invoice's fee in Lago's shape.
 pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
+    fee_object(&FeeOwner::invoice(invoice), stored)
+}
+
+/// Renders a fee in Lago's shape (`GET /fees`, invoice lines, fee estimates).
+pub fn fee_object(owner: &FeeOwner<'_>, stored: &StoredFee) -> Value {
     let f = &stored.fee;
     let fee_taxes: i64 = stored.taxes.iter().map(|t| t.amount_cents).sum();
     let tax_rate = stored
@@ -315,8 +351,8 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
         .to_string()
         .parse::<serde_json::Number>()
         .map_or(Value::Null, Value::Number);
-    let currency = invoice.currency.code();
-    let subscription = invoice.subscription.as_ref();
+    let currency = owner.currency.code();
+    let subscription = owner.subscription;
     let (item_type, lago_item_id) = match f.kind {
         FeeKind::Subscription => ("Subscription", subscription.map(|s| json!(s.id.0))),
         FeeKind::Charge | FeeKind::Commitment => {
@@ -330,13 +366,13 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
         "lago_charge_id": f.charge_id.map(|c| c.0),
         "lago_charge_filter_id": f.filter_id.map(|c| c.0),
         "lago_fixed_charge_id": null,
-        "lago_invoice_id": invoice.id.0,
+        "lago_invoice_id": owner.invoice_id,
         "lago_true_up_fee_id": null,
         "lago_true_up_parent_fee_id": null,
         "lago_subscription_id": subscription.map(|s| s.id.0),
         "external_subscription_id": subscription.map(|s| s.external_id.as_str()),
-        "lago_customer_id": invoice.customer.id.0,
-        "external_customer_id": invoice.customer.external_id.as_str(),
+        "lago_customer_id": owner.customer.id.0,
+        "external_customer_id": owner.customer.external_id.as_str(),
         "item": {
             "type": f.kind.name(),
             "code": stored.item_code,
@@ -350,7 +386,7 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
             "grouped_by": {},
         },
         "pay_in_advance": stored.pay_in_advance,
-        "invoiceable": true,
+        "invoiceable": owner.invoiceable,
         "amount_cents": f.amount_cents,
         "amount_currency": currency,
         "precise_amount": dec_string(f.precise_amount),
@@ -367,25 +403,25 @@ pub fn fee_json(invoice: &Invoice, stored: &StoredFee) -> Value {
         "description": stored.description,
         "precise_coupons_amount_cents": stored.coupons_amount_cents.to_string(),
         "sub_total_excluding_taxes_amount_cents": f.amount_cents - stored.coupons_amount_cents,
-        "sub_total_excluding_taxes_precise_amount_cents": dec_string(f.precise_amount * rust_decimal::Decimal::from(10_i64.pow(invoice.currency.exponent()))),
-        "payment_status": invoice.payment_status.name(),
+        "sub_total_excluding_taxes_precise_amount_cents": dec_string(f.precise_amount * rust_decimal::Decimal::from(10_i64.pow(owner.currency.exponent()))),
+        "payment_status": owner.payment_status.name(),
         "created_at": date_time(stored.created_at),
         "succeeded_at": null,
         "failed_at": null,
         "refunded_at": null,
         "from_date": date_time(f.period.from),
         "to_date": date_time(f.period.to_inclusive()),
-        "event_transaction_id": null,
+        "event_transaction_id": stored.event_transaction_id,
         "amount_details": f.details,
         "self_billed": false,
         "pricing_unit_details": null,
         "presentation_breakdowns": [],
-        "applied_taxes": stored.taxes.iter().map(|t| applied_tax_json(invoice, t)).collect::<Vec<_>>(),
+        "applied_taxes": stored.taxes.iter().map(|t| applied_tax_json(owner, t, stored.created_at)).collect::<Vec<_>>(),
     })
 }
 
 /// Renders a tax applied to a fee or an invoice.
-fn applied_tax_json(invoice: &Invoice, tax: &tally_store::FeeTax) -> Value {
+fn applied_tax_json(owner: &FeeOwner<'_>, tax: &tally_store::FeeTax, at: Timestamp) -> Value {
     let rate = tax
         .rate
         .normalize()
@@ -395,14 +431,14 @@ fn applied_tax_json(invoice: &Invoice, tax: &tally_store::FeeTax) -> Value {
     json!({
         "lago_id": tax.tax_id,
         "lago_tax_id": tax.tax_id,
-        "lago_invoice_id": invoice.id.0,
+        "lago_invoice_id": owner.invoice_id,
         "tax_name": tax.name,
         "tax_code": tax.code,
         "tax_rate": rate,
         "tax_description": null,
         "amount_cents": tax.amount_cents,
-        "amount_currency": invoice.currency.code(),
-        "created_at": date_time(invoice.created_at),
+        "amount_currency": owner.currency.code(),
+        "created_at": date_time(at),
     })
 }
 
@@ -500,7 +536,7 @@ pub fn invoice_json(invoice: &Invoice, with_fees: bool) -> Value {
             "invoice": {"lago_id": invoice.id.0, "payment_status": invoice.payment_status.name()},
         }))).collect::<Vec<_>>(),
         "metadata": [],
-        "applied_taxes": invoice.applied_taxes.iter().map(|t| applied_tax_json(invoice, t)).collect::<Vec<_>>(),
+        "applied_taxes": invoice.applied_taxes.iter().map(|t| applied_tax_json(&FeeOwner::invoice(invoice), t, invoice.created_at)).collect::<Vec<_>>(),
         "applied_usage_thresholds": [],
         "error_details": [],
     });

@@ -6,6 +6,7 @@ pub mod coupons;
 pub mod credit_notes;
 pub mod customers;
 pub mod events;
+pub mod fees;
 pub mod invoices;
 pub mod one_off;
 pub mod organizations;

@@ -730,12 +730,14 @@ pub(super) fn number(conn: &Connection, invoice: i64, at: Timestamp) -> StoreRes
         |row| row.get(0),
     )?;
     let next: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(customer_number), 0) + 1 FROM invoices WHERE customer = ?1",
+        "SELECT COALESCE(MAX(customer_number), 0) + 1 FROM invoices
+         WHERE customer = ?1 AND customer_number IS NOT NULL",
         [&customer],
         |row| row.get(0),
     )?;
     let next_in_org: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(organization_number), 0) + 1 FROM invoices WHERE org = ?1",
+        "SELECT COALESCE(MAX(organization_number), 0) + 1 FROM invoices
+         WHERE org = ?1 AND organization_number IS NOT NULL",
         [org],
         |row| row.get(0),
     )?;

@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "advance_charges",
         include_str!("../../migrations/sqlite/0012_advance_charges.sql"),
     ),
+    (
+        13,
+        "lookup_indexes",
+        include_str!("../../migrations/sqlite/0013_lookup_indexes.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

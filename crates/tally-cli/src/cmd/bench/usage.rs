@@ -242,7 +242,7 @@ pub async fn run(args: &UsageBenchArgs) -> Result<()> {
         thousands(args.events)
     );
     println!(
-        "  database holds       {} events of {} customers in all",
+        "  database holds       {} events in all; customers: {}",
         thousands(all_events),
         thousands(customers)
     );

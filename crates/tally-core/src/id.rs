@@ -68,6 +68,10 @@ uuid_id!(
     ChargeFilterId
 );
 uuid_id!(
+    /// The `lago_id` of a plan's usage threshold (progressive billing).
+    UsageThresholdId
+);
+uuid_id!(
     /// The `lago_id` of a subscription.
     SubscriptionId
 );

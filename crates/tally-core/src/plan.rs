@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::charge::{ChargeModel, ChargeModelKind};
 use crate::currency::Currency;
 use crate::error::{Reason, ValidationErrors};
-use crate::id::{ChargeFilterId, ChargeId, Code, MetricId, PlanId};
+use crate::id::{ChargeFilterId, ChargeId, Code, MetricId, PlanId, UsageThresholdId};
 use crate::metric::{AggregationType, MetricDefinition};
 use crate::period::Interval;
 use crate::time::Timestamp;
@@ -26,6 +26,8 @@ pub struct Plan {
     pub terms: PlanTerms,
     /// Its charges, in order.
     pub charges: Vec<Charge>,
+    /// Its usage thresholds (progressive billing), by amount.
+    pub usage_thresholds: Vec<(UsageThresholdId, UsageThreshold)>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -68,6 +70,49 @@ pub struct MinimumCommitment {
     pub amount_cents: i64,
     /// Name on invoices.
     pub invoice_display_name: Option<String>,
+}
+
+/// An amount of lifetime usage at which a subscription is invoiced at once, before its period ends
+/// (progressive billing; see `billing::progressive`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageThreshold {
+    /// The lifetime usage amount, in minor units (a fixed threshold), or the step after the largest
+    /// fixed threshold (a recurring one).
+    pub amount_cents: i64,
+    /// Name on invoices.
+    pub display_name: Option<String>,
+    /// Whether it repeats every `amount_cents` past the largest fixed threshold.
+    pub recurring: bool,
+}
+
+/// Checks a plan's usage thresholds: amounts above zero, fixed amounts distinct, one recurring
+/// threshold at most; fields are named `usage_thresholds.<index>.<field>`.
+pub fn validate_usage_thresholds(thresholds: &[UsageThreshold], errors: &mut ValidationErrors) {
+    for (index, threshold) in thresholds.iter().enumerate() {
+        if threshold.amount_cents <= 0 {
+            errors.push(
+                format!("usage_thresholds.{index}.amount_cents"),
+                Reason::InvalidAmount,
+            );
+        }
+        let earlier = &thresholds[..index];
+        if threshold.recurring && earlier.iter().any(|t| t.recurring) {
+            errors.push(
+                format!("usage_thresholds.{index}.recurring"),
+                Reason::ValueAlreadyExist,
+            );
+        }
+        if !threshold.recurring
+            && earlier
+                .iter()
+                .any(|t| !t.recurring && t.amount_cents == threshold.amount_cents)
+        {
+            errors.push(
+                format!("usage_thresholds.{index}.amount_cents"),
+                Reason::ValueAlreadyExist,
+            );
+        }
+    }
 }
 
 /// A charge of a plan as stored.
@@ -274,6 +319,9 @@ pub struct PlanDraft {
     pub charges: Vec<ChargeDraft>,
     /// The taxes the plan carries, by code, when they change.
     pub tax_codes: Option<Vec<String>>,
+    /// The complete list of usage thresholds: those with an id update that threshold, others are new,
+    /// and existing thresholds left out are removed.
+    pub usage_thresholds: Vec<(Option<UsageThresholdId>, UsageThreshold)>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Invoice totals: from rounded fees to the amount due, against a naive reference.
 //!
 //! `tally_core::billing::adjustments` follows Lago's chain (COMPAT §2.7, docs/billing.md): fees −
-//! coupons = subtotal excluding taxes; + taxes = subtotal including taxes; − credit notes − prepaid
+//! progressive billing credit (off usage fees only) − coupons = subtotal excluding taxes; + taxes = subtotal including taxes; − credit notes − prepaid
 //! credits = total. The reference below walks the same chain with integer arithmetic only: each
 //! coupon takes what it may of what is left, each tax of each fee is the fee's base after coupons ×
 //! rate, rounded once half to even by integer division, and credits are taken in order until
@@ -10,7 +10,9 @@
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tally_core::billing::adjustments::{CouponValue, TaxRate, adjust, apply_credits, spread};
+use tally_core::billing::adjustments::{
+    CouponValue, TaxRate, adjust, adjust_after_progressive, apply_credits, spread,
+};
 use tally_core::billing::{Fee, FeeKind, InvoiceTotals};
 use tally_core::period::Period;
 use tally_core::time::Timestamp;
@@ -32,8 +34,12 @@ fn percent_of(base: i64, percent: Decimal) -> i64 {
 }
 
 fn fee(cents: i64) -> Fee {
+    fee_of(FeeKind::Charge, cents)
+}
+
+fn fee_of(kind: FeeKind, cents: i64) -> Fee {
     Fee {
-        kind: FeeKind::Charge,
+        kind,
         charge_id: None,
         filter_id: None,
         units: Decimal::ONE,
@@ -65,12 +71,13 @@ fn coupon() -> impl Strategy<Value = CouponValue> {
     ]
 }
 
-/// Fees (cents, with zeros and ties), and for each its tax rates.
-fn fees() -> impl Strategy<Value = Vec<(i64, Vec<Decimal>)>> {
+/// Fees (cents, with zeros and ties), for each its tax rates and whether it is a usage charge fee.
+fn fees() -> impl Strategy<Value = Vec<(i64, Vec<Decimal>, bool)>> {
     prop::collection::vec(
         (
             prop_oneof![Just(0i64), 1..=100i64, 1..=250_000i64],
             prop::collection::vec(percent(), 0..=2),
+            prop::bool::weighted(0.7),
         ),
         0..=8,
     )
@@ -86,14 +93,20 @@ proptest! {
     #[test]
     fn totals_follow_the_chain(
         lines in fees(),
+        progressive in prop_oneof![Just(0i64), 0..=400_000i64],
         coupons in prop::collection::vec(coupon(), 0..=3),
         notes in balances(),
         prepaid in balances(),
     ) {
-        let fees: Vec<Fee> = lines.iter().map(|(cents, _)| fee(*cents)).collect();
+        let fees: Vec<Fee> = lines
+            .iter()
+            .map(|(cents, _, usage)| {
+                fee_of(if *usage { FeeKind::Charge } else { FeeKind::Subscription }, *cents)
+            })
+            .collect();
         let rates: Vec<Vec<TaxRate>> = lines
             .iter()
-            .map(|(_, rates)| {
+            .map(|(_, rates, _)| {
                 rates
                     .iter()
                     .enumerate()
@@ -101,11 +114,20 @@ proptest! {
                     .collect()
             })
             .collect();
-        let mut adjusted = adjust(&fees, &coupons, &rates);
+        let mut adjusted = adjust_after_progressive(&fees, progressive, &coupons, &rates);
+
+        // The progressive credit comes off the usage fees, as much as they hold, never off others.
+        let fees_amount: i64 = lines.iter().map(|(cents, _, _)| cents).sum();
+        let usage_amount: i64 = lines.iter().filter(|l| l.2).map(|(cents, _, _)| cents).sum();
+        let progressive_amount = progressive.min(usage_amount);
+        prop_assert_eq!(adjusted.fee_progressive.iter().sum::<i64>(), progressive_amount);
+        for ((cents, _, usage), share) in lines.iter().zip(&adjusted.fee_progressive) {
+            prop_assert!(*share >= 0 && share <= cents);
+            prop_assert!(*usage || *share == 0, "credit on a fee that is not usage");
+        }
 
         // Coupons, in order, each taking what it may of what is left and never more.
-        let fees_amount: i64 = lines.iter().map(|(cents, _)| cents).sum();
-        let mut left = fees_amount;
+        let mut left = fees_amount - progressive_amount;
         let mut want_coupons = Vec::new();
         for coupon in &coupons {
             let amount = match coupon {
@@ -119,22 +141,26 @@ proptest! {
         prop_assert_eq!(&adjusted.coupon_amounts, &want_coupons);
         let coupons_amount: i64 = want_coupons.iter().sum();
 
-        // Coupons are spread over the fees: all of them, never more than a fee, never below zero.
+        // Coupons are spread over what is left of the fees: all of them, never more than a fee's
+        // rest, never below zero.
         prop_assert_eq!(adjusted.fee_coupons.len(), fees.len());
         prop_assert_eq!(adjusted.fee_coupons.iter().sum::<i64>(), coupons_amount);
-        for ((cents, _), share) in lines.iter().zip(&adjusted.fee_coupons) {
-            prop_assert!(*share >= 0 && share <= cents, "{} of a {} fee", share, cents);
+        for (((cents, _, _), share), credit) in
+            lines.iter().zip(&adjusted.fee_coupons).zip(&adjusted.fee_progressive)
+        {
+            prop_assert!(*share >= 0 && share + credit <= *cents, "{} of a {} fee", share, cents);
         }
 
         // Each tax of each fee is its base after coupons × rate, rounded once.
         let mut taxes_amount = 0;
         let mut exact_taxes = Decimal::ZERO;
-        for (((cents, fee_rates), share), got) in lines
+        for ((((cents, fee_rates, _), share), credit), got) in lines
             .iter()
             .zip(&adjusted.fee_coupons)
+            .zip(&adjusted.fee_progressive)
             .zip(&adjusted.fee_taxes)
         {
-            let base = cents - share;
+            let base = cents - share - credit;
             let want: Vec<(usize, i64)> = fee_rates
                 .iter()
                 .enumerate()
@@ -148,18 +174,19 @@ proptest! {
                 .sum::<Decimal>();
         }
         // Rounding each tax line once keeps the invoice within half a cent per line of the exact sum.
-        let tax_lines: usize = lines.iter().map(|(_, r)| r.len()).sum();
+        let tax_lines: usize = lines.iter().map(|(_, r, _)| r.len()).sum();
         prop_assert!(
             (Decimal::from(taxes_amount) - exact_taxes).abs()
                 <= Decimal::new(5, 1) * Decimal::from(tax_lines as u64)
         );
 
-        let excluding = fees_amount - coupons_amount;
+        let excluding = fees_amount - progressive_amount - coupons_amount;
         let including = excluding + taxes_amount;
         prop_assert_eq!(
             adjusted.totals,
             InvoiceTotals {
                 fees_amount_cents: fees_amount,
+                progressive_billing_credit_amount_cents: progressive_amount,
                 coupons_amount_cents: coupons_amount,
                 sub_total_excluding_taxes_amount_cents: excluding,
                 taxes_amount_cents: taxes_amount,

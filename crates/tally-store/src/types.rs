@@ -328,6 +328,21 @@ pub struct InvoiceCoupon {
     pub amount_cents: i64,
 }
 
+/// A usage threshold a progressive invoice passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedUsageThreshold {
+    /// The threshold's id.
+    pub id: tally_core::id::UsageThresholdId,
+    /// The threshold as it was (thresholds removed from the plan later are still named).
+    pub threshold: tally_core::plan::UsageThreshold,
+    /// The subscription's lifetime usage when the invoice passed it, in minor units.
+    pub lifetime_usage_amount_cents: i64,
+    /// When the threshold was created.
+    pub created_at: Timestamp,
+    /// When the threshold last changed.
+    pub updated_at: Timestamp,
+}
+
 /// An invoice as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invoice {
@@ -368,6 +383,8 @@ pub struct Invoice {
     /// Credit notes whose credit this invoice spent (recorded at finalization; `code` is the note's
     /// number).
     pub credit_notes: Vec<InvoiceCoupon>,
+    /// The usage thresholds a progressive invoice passed (empty on other invoices).
+    pub applied_usage_thresholds: Vec<AppliedUsageThreshold>,
     /// A draft is finalized at this instant.
     pub grace_until: Option<Timestamp>,
     /// When it was created.

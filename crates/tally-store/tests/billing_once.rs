@@ -140,6 +140,7 @@ async fn set_up(store: &SqliteStore, s: &Scenario, world: &World) -> Organizatio
                     tax_codes: None,
                 }],
                 tax_codes: None,
+                usage_thresholds: Vec::new(),
             },
         )
         .await

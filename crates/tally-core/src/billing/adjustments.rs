@@ -1,6 +1,7 @@
-//! What comes between fees and the amount due: coupons, taxes, credit notes and prepaid credits, in
-//! Lago's order. Fees − coupons = subtotal excluding taxes; + taxes (per fee, on the fee's share after
-//! coupons) = subtotal including taxes; − credit notes − prepaid credits = total due.
+//! What comes between fees and the amount due: the progressive billing credit, coupons, taxes, credit
+//! notes and prepaid credits, in Lago's order. Fees − progressive billing credit − coupons = subtotal
+//! excluding taxes; + taxes (per fee, on the fee's share after the credit and coupons) = subtotal
+//! including taxes; − credit notes − prepaid credits = total due.
 //!
 //! Every amount is in minor units. A coupon is spread over the fees in proportion to their amounts,
 //! the remainders going to the largest fees so the shares add up exactly; each tax of each fee is
@@ -9,7 +10,7 @@
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::fees::Fee;
+use super::fees::{Fee, FeeKind};
 use super::totals::InvoiceTotals;
 
 /// A coupon applied to a customer, as one invoice can use it.
@@ -33,6 +34,8 @@ pub struct TaxRate {
 /// The result of adjusting an invoice.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Adjusted {
+    /// For each fee, the minor units of the progressive billing credit spread onto it.
+    pub fee_progressive: Vec<i64>,
     /// For each coupon, in order, the minor units it took off.
     pub coupon_amounts: Vec<i64>,
     /// For each fee, the minor units of coupons spread onto it.
@@ -84,8 +87,35 @@ pub fn spread(amount: i64, weights: &[i64]) -> Vec<i64> {
 
 /// Applies coupons (in order) and taxes to fees. `fee_rates[i]` are the tax rates of fee `i`.
 pub fn adjust(fees: &[Fee], coupons: &[CouponValue], fee_rates: &[Vec<TaxRate>]) -> Adjusted {
+    adjust_after_progressive(fees, 0, coupons, fee_rates)
+}
+
+/// Like [`adjust`], first taking `progressive_credit` (what earlier progressive invoices of the period
+/// billed) off the usage charge fees, spread in proportion to them and never more than they come to.
+pub fn adjust_after_progressive(
+    fees: &[Fee],
+    progressive_credit: i64,
+    coupons: &[CouponValue],
+    fee_rates: &[Vec<TaxRate>],
+) -> Adjusted {
     let fees_amount: i64 = fees.iter().map(|f| f.amount_cents).sum();
     let mut left: Vec<i64> = fees.iter().map(|f| f.amount_cents.max(0)).collect();
+    let usage: Vec<i64> = fees
+        .iter()
+        .zip(&left)
+        .map(|(f, amount)| {
+            if f.kind == FeeKind::Charge {
+                *amount
+            } else {
+                0
+            }
+        })
+        .collect();
+    let fee_progressive = spread(progressive_credit, &usage);
+    for (amount, share) in left.iter_mut().zip(&fee_progressive) {
+        *amount -= share;
+    }
+    let progressive_amount: i64 = fee_progressive.iter().sum();
     let mut fee_coupons = vec![0i64; fees.len()];
     let mut coupon_amounts = Vec::with_capacity(coupons.len());
     for coupon in coupons {
@@ -128,13 +158,15 @@ pub fn adjust(fees: &[Fee], coupons: &[CouponValue], fee_rates: &[Vec<TaxRate>])
         .collect();
     let coupons_amount: i64 = coupon_amounts.iter().sum();
     let taxes: i64 = fee_taxes.iter().flatten().map(|(_, t)| t).sum();
-    let excluding = fees_amount - coupons_amount;
+    let excluding = fees_amount - progressive_amount - coupons_amount;
     Adjusted {
+        fee_progressive,
         coupon_amounts,
         fee_coupons,
         fee_taxes,
         totals: InvoiceTotals {
             fees_amount_cents: fees_amount,
+            progressive_billing_credit_amount_cents: progressive_amount,
             coupons_amount_cents: coupons_amount,
             sub_total_excluding_taxes_amount_cents: excluding,
             taxes_amount_cents: taxes,
@@ -175,7 +207,6 @@ pub fn apply_credits(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::fees::FeeKind;
     use crate::period::Period;
     use crate::time::Timestamp;
 

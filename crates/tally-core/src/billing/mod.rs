@@ -9,12 +9,14 @@
 pub mod adjustments;
 pub mod advance;
 pub mod fees;
+pub mod progressive;
 pub mod runs;
 pub mod totals;
 pub mod usage;
 
 pub use advance::{Running, advance_fee};
 pub use fees::{Fee, FeeKind, add_on_fee, charge_fees, commitment_fee, subscription_fee};
+pub use progressive::passed_thresholds;
 pub use runs::{
     Life, Run, RunReason, SubscriptionCharge, charges_share, due_runs, unused_advance_share,
 };

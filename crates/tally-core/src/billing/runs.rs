@@ -29,6 +29,9 @@ pub enum RunReason {
     Terminating,
     /// One pay-in-advance charge fee, invoiced as its event is billed (never a run of `due_runs`).
     InAdvanceCharge,
+    /// Usage to date, invoiced because lifetime usage passed a usage threshold (never a run of
+    /// `due_runs`; see `billing::progressive`).
+    ProgressiveBilling,
 }
 
 impl RunReason {
@@ -39,6 +42,7 @@ impl RunReason {
             RunReason::Periodic => "subscription_periodic",
             RunReason::Terminating => "subscription_terminating",
             RunReason::InAdvanceCharge => "in_advance_charge",
+            RunReason::ProgressiveBilling => "progressive_billing",
         }
     }
 
@@ -49,6 +53,7 @@ impl RunReason {
             "subscription_periodic" => Some(RunReason::Periodic),
             "subscription_terminating" => Some(RunReason::Terminating),
             "in_advance_charge" => Some(RunReason::InAdvanceCharge),
+            "progressive_billing" => Some(RunReason::ProgressiveBilling),
             _ => None,
         }
     }

@@ -1,4 +1,4 @@
-//! Invoice totals, in Lago's chain: fees − coupons = subtotal excluding taxes; + taxes = subtotal
+//! Invoice totals, in Lago's chain: fees − progressive billing credit − coupons = subtotal excluding taxes; + taxes = subtotal
 //! including taxes; − credit notes − prepaid credits = total.
 
 use super::fees::Fee;
@@ -8,9 +8,11 @@ use super::fees::Fee;
 pub struct InvoiceTotals {
     /// Sum of the rounded fees.
     pub fees_amount_cents: i64,
+    /// What the period's earlier progressive invoices billed (see `billing::progressive`).
+    pub progressive_billing_credit_amount_cents: i64,
     /// Coupons applied.
     pub coupons_amount_cents: i64,
-    /// Fees minus coupons.
+    /// Fees minus the progressive billing credit and coupons.
     pub sub_total_excluding_taxes_amount_cents: i64,
     /// Taxes.
     pub taxes_amount_cents: i64,
@@ -30,6 +32,7 @@ impl InvoiceTotals {
         let fees_amount_cents: i64 = fees.iter().map(|f| f.amount_cents).sum();
         InvoiceTotals {
             fees_amount_cents,
+            progressive_billing_credit_amount_cents: 0,
             coupons_amount_cents: 0,
             sub_total_excluding_taxes_amount_cents: fees_amount_cents,
             taxes_amount_cents: 0,

@@ -183,6 +183,12 @@ fn total_rows(invoice: &Invoice) -> Vec<TotalRow> {
     let amount = |minor: i64| format_amount(minor, currency);
     let minus = |minor: i64| format_amount(minor.saturating_neg(), currency);
     let mut rows = vec![row("Subtotal", amount(t.fees_amount_cents))];
+    if t.progressive_billing_credit_amount_cents != 0 {
+        rows.push(row(
+            "Usage already invoiced (progressive billing)",
+            minus(t.progressive_billing_credit_amount_cents),
+        ));
+    }
     let coupons: i64 = invoice.coupons.iter().map(|c| c.amount_cents).sum();
     if !invoice.coupons.is_empty() && coupons == t.coupons_amount_cents {
         rows.extend(

@@ -23,6 +23,7 @@ mod meter_query;
 mod meters;
 mod openapi;
 mod plans;
+mod progressive;
 mod restart;
 mod rollups;
 mod subscriptions;

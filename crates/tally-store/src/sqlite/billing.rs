@@ -11,7 +11,9 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tally_core::billing::adjustments::{CouponValue, TaxRate, adjust, apply_credits};
+use tally_core::billing::adjustments::{
+    CouponValue, TaxRate, adjust_after_progressive, apply_credits,
+};
 use tally_core::billing::{
     BucketUsage, Fee, FeeKind, InvoiceTotals, Life, Run, RunReason, SubscriptionCharge,
     charge_buckets, charge_fees, charges_share, commitment_fee, due_runs, subscription_fee,
@@ -34,8 +36,8 @@ use super::now;
 use super::orgs::parse_uuid;
 use super::usage::{self, Scope};
 use super::{
-    billable_metrics, coupons, credit_notes, customers, orgs, plans, subscriptions, taxes,
-    termination_credits, wallets,
+    billable_metrics, coupons, credit_notes, customers, orgs, plans, progressive, subscriptions,
+    taxes, termination_credits, wallets,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
@@ -209,7 +211,7 @@ fn overflow(error: tally_core::aggregation::Overflow) -> StoreError {
 
 /// Prices one charge for a subscription: the fees cover `period`, count the events in `events` (see
 /// [`Life::events_in`]), and the charge minimum is prorated by `coverage`.
-fn price_charge(
+pub(super) fn price_charge(
     conn: &Connection,
     billed: &Billed,
     charge: &Charge,
@@ -510,8 +512,12 @@ pub(super) fn recompute(
         return Ok(());
     };
     let billed = Billed::load(conn, subscription)?;
-    // A pay-in-advance charge invoice bills the fee its event was priced at, never usage again.
-    let mut fees = if run.reason == RunReason::InAdvanceCharge {
+    // A pay-in-advance charge invoice bills the fee its event was priced at, and a progressive invoice
+    // the usage its threshold was passed with, never usage again.
+    let mut fees = if matches!(
+        run.reason,
+        RunReason::InAdvanceCharge | RunReason::ProgressiveBilling
+    ) {
         fees_of(conn, invoice)?
     } else {
         let fees = run_fees(conn, &billed, &run)?;
@@ -564,9 +570,12 @@ pub(super) fn recompute(
     }
     let lines: Vec<Fee> = fees.iter().map(|f| f.fee.clone()).collect();
     let values: Vec<CouponValue> = coupons.iter().map(|(_, _, v)| v.clone()).collect();
-    let adjusted = adjust(&lines, &values, &fee_rates);
+    let progressive = progressive::credit_for(conn, invoice, subscription, &run)?;
+    let adjusted = adjust_after_progressive(&lines, progressive, &values, &fee_rates);
     for (index, stored) in fees.iter_mut().enumerate() {
-        stored.coupons_amount_cents = adjusted.fee_coupons.get(index).copied().unwrap_or(0);
+        // A fee's share of the progressive credit comes off it before taxes, as coupons do.
+        stored.coupons_amount_cents = adjusted.fee_coupons.get(index).copied().unwrap_or(0)
+            + adjusted.fee_progressive.get(index).copied().unwrap_or(0);
         stored.taxes = adjusted
             .fee_taxes
             .get(index)
@@ -618,7 +627,7 @@ pub(super) fn recompute(
     conn.execute(
         "UPDATE invoices SET fees_amount_cents = ?2, coupons_amount_cents = ?3, taxes_amount_cents = ?4,
             credit_notes_amount_cents = ?5, prepaid_credit_amount_cents = ?6, total_amount_cents = ?7,
-            needs_refresh = 0, updated_at = ?8
+            needs_refresh = 0, updated_at = ?8, progressive_billing_credit_amount_cents = ?9
          WHERE seq = ?1",
         params![
             invoice,
@@ -628,7 +637,8 @@ pub(super) fn recompute(
             totals.credit_notes_amount_cents,
             totals.prepaid_credit_amount_cents,
             totals.total_amount_cents,
-            now().micros()
+            now().micros(),
+            totals.progressive_billing_credit_amount_cents
         ],
     )?;
     Ok(())
@@ -703,12 +713,13 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
         }
         created.push(id);
     }
+    created.extend(progressive::bill_thresholds(conn, seq, &billed, now_at)?);
     Ok(created)
 }
 
 /// Finalizes a draft at `at`: prices it from current data spending coupons and credit, numbers it,
 /// and issues the termination credit note that waited for it, if any.
-fn finalize_now(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
+pub(super) fn finalize_now(conn: &Connection, invoice: i64, at: Timestamp) -> StoreResult<()> {
     recompute(conn, invoice, Some(at))?;
     number(conn, invoice, at)?;
     termination_credits::after_finalizing(conn, invoice, at)
@@ -877,7 +888,7 @@ pub(super) fn set_payment_status(
 const COLUMNS: &str = "seq, id, org, customer, subscription, invoice_type, status, payment_status, currency, number,
     customer_number, issuing_date, net_payment_term, fees_amount_cents, coupons_amount_cents, taxes_amount_cents,
     credit_notes_amount_cents, prepaid_credit_amount_cents, total_amount_cents, run, grace_until, created_at,
-    updated_at, finalized_at, voided_at";
+    updated_at, finalized_at, voided_at, progressive_billing_credit_amount_cents";
 
 fn corrupt(index: usize, message: impl Into<String>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -923,6 +934,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
     let fees_amount_cents: i64 = row.get(13)?;
     let coupons: i64 = row.get(14)?;
     let taxes: i64 = row.get(15)?;
+    let progressive: i64 = row.get(25)?;
     let run = text(19)?;
     Ok(InvoiceRow {
         seq: row.get(0)?,
@@ -941,10 +953,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
         net_payment_term: row.get(12)?,
         totals: InvoiceTotals {
             fees_amount_cents,
+            progressive_billing_credit_amount_cents: progressive,
             coupons_amount_cents: coupons,
-            sub_total_excluding_taxes_amount_cents: fees_amount_cents - coupons,
+            sub_total_excluding_taxes_amount_cents: fees_amount_cents - progressive - coupons,
             taxes_amount_cents: taxes,
-            sub_total_including_taxes_amount_cents: fees_amount_cents - coupons + taxes,
+            sub_total_including_taxes_amount_cents: fees_amount_cents - progressive - coupons
+                + taxes,
             credit_notes_amount_cents: row.get(16)?,
             prepaid_credit_amount_cents: row.get(17)?,
             total_amount_cents: row.get(18)?,
@@ -1117,6 +1131,7 @@ fn complete(conn: &Connection, row: InvoiceRow) -> StoreResult<Invoice> {
         applied_taxes: Vec::new(),
         coupons: coupons_of(conn, row.seq)?,
         credit_notes: credit_notes_of(conn, row.seq)?,
+        applied_usage_thresholds: progressive::applied_thresholds(conn, row.seq)?,
         grace_until: row.grace_until,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -1398,7 +1413,7 @@ fn commitment_line(
     let closes = match run.reason {
         RunReason::Periodic => run.boundary == period.to,
         RunReason::Terminating => true,
-        RunReason::Starting | RunReason::InAdvanceCharge => false,
+        RunReason::Starting | RunReason::InAdvanceCharge | RunReason::ProgressiveBilling => false,
     };
     let Some(schedule) = billed.schedule() else {
         return Ok(None);
@@ -1429,7 +1444,7 @@ fn commitment_line(
     let earlier: i64 = conn.query_row(
         "SELECT COALESCE(SUM(f.amount_cents), 0) FROM fees f JOIN invoices i ON i.seq = f.invoice
          WHERE i.subscription = (SELECT subscription FROM invoices WHERE seq = ?1) AND i.seq <> ?1
-           AND i.status <> 'voided' AND f.kind <> 'commitment' AND f.period_from >= ?2 AND f.period_to <= ?3",
+           AND i.status <> 'voided' AND i.invoice_type <> 'progressive_billing' AND f.kind <> 'commitment' AND f.period_from >= ?2 AND f.period_to <= ?3",
         params![invoice, period.from.micros(), period.to.micros()],
         |row| row.get(0),
     )?;

@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lookup_indexes",
         include_str!("../../migrations/sqlite/0013_lookup_indexes.sql"),
     ),
+    (
+        14,
+        "progressive_billing",
+        include_str!("../../migrations/sqlite/0014_progressive_billing.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

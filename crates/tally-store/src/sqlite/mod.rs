@@ -22,6 +22,7 @@ mod orgs;
 mod past_usage;
 mod plans;
 mod pool;
+mod progressive;
 mod rollups;
 mod subscriptions;
 mod taxes;

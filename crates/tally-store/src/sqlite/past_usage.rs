@@ -59,11 +59,15 @@ pub(super) fn past_usage(
         let (Some(run), Some(sub)) = (invoice.run, invoice.subscription.clone()) else {
             continue;
         };
-        // Pay-in-advance charge invoices bill one event each, not a period.
-        let Some(period) = run
-            .charges
-            .filter(|_| run.reason != tally_core::billing::RunReason::InAdvanceCharge)
-        else {
+        // Pay-in-advance charge invoices bill one event each, and progressive invoices part of a
+        // period: only the invoice that closes a period tells its usage.
+        let Some(period) = run.charges.filter(|_| {
+            !matches!(
+                run.reason,
+                tally_core::billing::RunReason::InAdvanceCharge
+                    | tally_core::billing::RunReason::ProgressiveBilling
+            )
+        }) else {
             continue;
         };
         let plan = plans::by_id(conn, org, sub.plan_id)?;

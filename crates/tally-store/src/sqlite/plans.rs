@@ -7,12 +7,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use tally_core::charge::{ChargeModel, ChargeModelKind};
 use tally_core::currency::Currency;
 use tally_core::error::{Reason, ValidationErrors};
-use tally_core::id::{ChargeFilterId, ChargeId, Code, MetricId, PlanId};
+use tally_core::id::{ChargeFilterId, ChargeId, Code, MetricId, PlanId, UsageThresholdId};
 use tally_core::page::Page;
 use tally_core::period::Interval;
 use tally_core::plan::{
     Charge, ChargeDraft, ChargeFilter, ChargeTerms, MinimumCommitment, Plan, PlanDraft, PlanTerms,
-    validate_charge_codes, validate_terms,
+    UsageThreshold, validate_charge_codes, validate_terms, validate_usage_thresholds,
 };
 use tally_core::time::Timestamp;
 
@@ -64,6 +64,7 @@ fn plan_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Plan)> {
                 }),
             },
             charges: Vec::new(),
+            usage_thresholds: Vec::new(),
             created_at: Timestamp::from_micros(row.get(12)?),
             updated_at: Timestamp::from_micros(row.get(13)?),
         },
@@ -148,9 +149,91 @@ fn charges_of(conn: &Connection, plan: i64) -> StoreResult<Vec<Charge>> {
     Ok(charges)
 }
 
+/// Loads the live usage thresholds of a plan, by amount (fixed ones first on a tie).
+fn thresholds_of(
+    conn: &Connection,
+    plan: i64,
+) -> StoreResult<Vec<(UsageThresholdId, UsageThreshold)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, amount_cents, display_name, recurring FROM usage_thresholds
+         WHERE plan = ?1 AND deleted_at IS NULL ORDER BY amount_cents, recurring, seq",
+    )?;
+    let thresholds = stmt
+        .query_map([plan], |row| {
+            Ok((
+                UsageThresholdId(parse_uuid(&row.get::<_, String>(0)?)?),
+                UsageThreshold {
+                    amount_cents: row.get(1)?,
+                    display_name: row.get(2)?,
+                    recurring: row.get(3)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(thresholds)
+}
+
+/// Writes the usage thresholds of a plan: updates those sent with an id, adds the others, removes the
+/// rest (soft-deleted: invoices keep naming the thresholds they passed).
+fn write_thresholds(
+    conn: &Connection,
+    plan: i64,
+    thresholds: &[(Option<UsageThresholdId>, UsageThreshold)],
+) -> StoreResult<()> {
+    let at = now().micros();
+    let existing: Vec<String> = {
+        let mut stmt =
+            conn.prepare("SELECT id FROM usage_thresholds WHERE plan = ?1 AND deleted_at IS NULL")?;
+        stmt.query_map([plan], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let kept: Vec<String> = thresholds
+        .iter()
+        .filter_map(|(id, _)| id.map(|id| id.0.to_string()))
+        .filter(|id| existing.contains(id))
+        .collect();
+    // Removals first, so a recurring threshold can move to another row in one update.
+    for id in existing.iter().filter(|id| !kept.contains(id)) {
+        conn.execute(
+            "UPDATE usage_thresholds SET deleted_at = ?2 WHERE id = ?1",
+            params![id, at],
+        )?;
+    }
+    for (id, threshold) in thresholds {
+        match id.map(|id| id.0.to_string()).filter(|id| kept.contains(id)) {
+            Some(id) => conn.execute(
+                "UPDATE usage_thresholds SET amount_cents = ?2, display_name = ?3, recurring = ?4,
+                    updated_at = ?5 WHERE id = ?1",
+                params![
+                    id,
+                    threshold.amount_cents,
+                    threshold.display_name,
+                    threshold.recurring,
+                    at
+                ],
+            )?,
+            None => conn.execute(
+                "INSERT INTO usage_thresholds (id, plan, amount_cents, display_name, recurring,
+                    created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![
+                    UsageThresholdId::generate().0.to_string(),
+                    plan,
+                    threshold.amount_cents,
+                    threshold.display_name,
+                    threshold.recurring,
+                    at
+                ],
+            )?,
+        };
+    }
+    Ok(())
+}
+
 fn with_charges(conn: &Connection, found: Option<(i64, Plan)>) -> StoreResult<Plan> {
     let (seq, mut plan) = found.ok_or(StoreError::NotFound("plan"))?;
     plan.charges = charges_of(conn, seq)?;
+    plan.usage_thresholds = thresholds_of(conn, seq)?;
     Ok(plan)
 }
 
@@ -214,6 +297,12 @@ fn validate(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreResult<Vec<i
     let mut errors = ValidationErrors::new();
     validate_terms(&draft.terms, &mut errors);
     validate_charge_codes(&draft.charges, &mut errors);
+    let thresholds: Vec<UsageThreshold> = draft
+        .usage_thresholds
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    validate_usage_thresholds(&thresholds, &mut errors);
     let mut metrics = Vec::with_capacity(draft.charges.len());
     for (index, charge) in draft.charges.iter().enumerate() {
         match billable_metrics::by_id_with_seq(conn, org, charge.metric_id.0)? {
@@ -381,6 +470,7 @@ pub(super) fn create(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreRes
     )?;
     let seq = conn.last_insert_rowid();
     write_charges(conn, org, seq, &draft.charges, &metrics)?;
+    write_thresholds(conn, seq, &draft.usage_thresholds)?;
     let plan = by_code(conn, org, t.code.as_str())?;
     if let Some(codes) = &draft.tax_codes {
         super::taxes::set_links(conn, org, "plan", &plan.id.0.to_string(), codes)?;
@@ -428,6 +518,7 @@ pub(super) fn update(
         ],
     )?;
     write_charges(conn, org, seq, &draft.charges, &metrics)?;
+    write_thresholds(conn, seq, &draft.usage_thresholds)?;
     let plan = by_code(conn, org, t.code.as_str())?;
     if let Some(codes) = &draft.tax_codes {
         super::taxes::set_links(conn, org, "plan", &plan.id.0.to_string(), codes)?;

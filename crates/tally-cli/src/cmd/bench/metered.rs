@@ -335,6 +335,7 @@ pub async fn ensure_plan(store: &dyn Store, org: &Organization) -> Result<Plan> 
         },
         charges,
         tax_codes: None,
+        usage_thresholds: Vec::new(),
     };
     let mut errors = ValidationErrors::new();
     validate_terms(&draft.terms, &mut errors);

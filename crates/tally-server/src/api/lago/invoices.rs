@@ -502,7 +502,7 @@ pub fn invoice_json(invoice: &Invoice, with_fees: bool) -> Value {
         "prepaid_credit_amount_cents": t.prepaid_credit_amount_cents,
         "prepaid_granted_credit_amount_cents": 0,
         "prepaid_purchased_credit_amount_cents": 0,
-        "progressive_billing_credit_amount_cents": 0,
+        "progressive_billing_credit_amount_cents": t.progressive_billing_credit_amount_cents,
         "total_amount_cents": t.total_amount_cents,
         "total_due_amount_cents": if invoice.payment_status == PaymentStatus::Succeeded || invoice.status == InvoiceStatus::Voided { 0 } else { t.total_amount_cents },
         "total_paid_amount_cents": if invoice.payment_status == PaymentStatus::Succeeded { t.total_amount_cents } else { 0 },
@@ -537,7 +537,15 @@ pub fn invoice_json(invoice: &Invoice, with_fees: bool) -> Value {
         }))).collect::<Vec<_>>(),
         "metadata": [],
         "applied_taxes": invoice.applied_taxes.iter().map(|t| applied_tax_json(&FeeOwner::invoice(invoice), t, invoice.created_at)).collect::<Vec<_>>(),
-        "applied_usage_thresholds": [],
+        "applied_usage_thresholds": invoice.applied_usage_thresholds.iter().map(|a| json!({
+            "lifetime_usage_amount_cents": a.lifetime_usage_amount_cents,
+            "created_at": date_time(invoice.created_at),
+            "usage_threshold": super::plans::threshold_json(
+                a.id,
+                &a.threshold,
+                &date_time(a.created_at),
+            ),
+        })).collect::<Vec<_>>(),
         "error_details": [],
     });
     if with_fees && let Some(map) = object.as_object_mut() {

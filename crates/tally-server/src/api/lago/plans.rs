@@ -11,11 +11,12 @@ use serde_json::{Map, Value, json};
 use tally_core::charge::{ChargeModel, ChargeModelKind};
 use tally_core::currency::Currency;
 use tally_core::error::{Reason, ValidationErrors};
-use tally_core::id::{ChargeId, Code, MetricId};
+use tally_core::id::{ChargeId, Code, MetricId, UsageThresholdId};
 use tally_core::page::PageMeta;
 use tally_core::period::Interval;
 use tally_core::plan::{
     Charge, ChargeDraft, ChargeFilter, ChargeTerms, MinimumCommitment, Plan, PlanDraft, PlanTerms,
+    UsageThreshold,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -290,10 +291,77 @@ async fn read_plan(
         _ => return Err(ApiError::Validation(std::mem::take(&mut fields.errors))),
     };
     let tax_codes = super::taxes::tax_codes(fields);
+    let usage_thresholds = match fields.array("usage_thresholds").patch() {
+        Some(list) => read_thresholds(fields, list.map_or(&[][..], Vec::as_slice)),
+        None => base
+            .map(|p| {
+                p.usage_thresholds
+                    .iter()
+                    .map(|(id, t)| (Some(*id), t.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
     Ok(PlanDraft {
         terms,
         charges,
         tax_codes,
+        usage_thresholds,
+    })
+}
+
+/// Reads `usage_thresholds`: `{id?, amount_cents*, threshold_display_name, recurring}` each.
+fn read_thresholds(
+    fields: &mut Fields<'_>,
+    list: &[Value],
+) -> Vec<(Option<UsageThresholdId>, UsageThreshold)> {
+    let mut thresholds = Vec::with_capacity(list.len());
+    for (index, item) in list.iter().enumerate() {
+        let Some(object) = item.as_object() else {
+            fields.fail(&format!("usage_thresholds.{index}"), Reason::InvalidFormat);
+            continue;
+        };
+        let mut nested = Fields::nested(object, &format!("usage_thresholds.{index}"));
+        let id = match nested.string("id").value() {
+            Some(text) => match uuid::Uuid::parse_str(&text) {
+                Ok(id) => Some(UsageThresholdId(id)),
+                Err(_) => {
+                    nested.fail("id", Reason::InvalidFormat);
+                    None
+                }
+            },
+            None => None,
+        };
+        let amount_cents = nested.integer("amount_cents").value();
+        if amount_cents.is_none() {
+            nested.fail("amount_cents", Reason::ValueIsMandatory);
+        }
+        let display_name = nested.string("threshold_display_name").value();
+        let recurring = nested.boolean("recurring").value().unwrap_or(false);
+        fields.absorb(nested);
+        if let Some(amount_cents) = amount_cents {
+            thresholds.push((
+                id,
+                UsageThreshold {
+                    amount_cents,
+                    display_name,
+                    recurring,
+                },
+            ));
+        }
+    }
+    thresholds
+}
+
+/// Renders a usage threshold in Lago's shape.
+pub fn threshold_json(id: UsageThresholdId, threshold: &UsageThreshold, at: &str) -> Value {
+    json!({
+        "lago_id": id.0,
+        "threshold_display_name": threshold.display_name,
+        "amount_cents": threshold.amount_cents,
+        "recurring": threshold.recurring,
+        "created_at": at,
+        "updated_at": at,
     })
 }
 
@@ -530,7 +598,13 @@ pub fn plan_json(plan: &Plan) -> Value {
                 })
             }),
         ),
-        ("usage_thresholds", json!([])),
+        (
+            "usage_thresholds",
+            plan.usage_thresholds
+                .iter()
+                .map(|(id, t)| threshold_json(*id, t, &created_at))
+                .collect(),
+        ),
         ("customers_count", json!(0)),
         ("active_subscriptions_count", json!(0)),
         ("draft_invoices_count", json!(0)),

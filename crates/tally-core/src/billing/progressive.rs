@@ -1,0 +1,115 @@
+//! Progressive billing: a subscription whose plan has usage thresholds is invoiced as soon as its
+//! lifetime usage passes one, instead of waiting for its period to end.
+//!
+//! *Lifetime usage* is the amount (minor units, before coupons and taxes) of every usage charge billed
+//! in arrears since the subscription started: the charge fees of its closed periods plus the priced
+//! usage of the open one. The thresholds are points on that line: each fixed threshold once, and a
+//! recurring threshold every `amount_cents` past the largest fixed one (from zero when there is none).
+//!
+//! A threshold is *passed* when it lies above what has been invoiced already (closed periods plus
+//! what progressive invoices of the open period billed) and at or below lifetime usage. One
+//! progressive invoice then bills the open period's usage to date, less a progressive billing credit
+//! for what the period's earlier progressive invoices billed; the invoice that closes the period bills
+//! the whole period's usage less the same credit, so every unit is billed once in total.
+
+use crate::plan::UsageThreshold;
+
+/// How many repetitions of the recurring threshold lie at or below `amount` (none without one).
+fn repetitions_up_to(thresholds: &[UsageThreshold], amount: i64) -> i64 {
+    let largest_fixed = thresholds
+        .iter()
+        .filter(|t| !t.recurring)
+        .map(|t| t.amount_cents)
+        .max()
+        .unwrap_or(0);
+    match thresholds.iter().find(|t| t.recurring) {
+        Some(step) if step.amount_cents > 0 && amount >= largest_fixed => {
+            (amount - largest_fixed) / step.amount_cents
+        }
+        _ => 0,
+    }
+}
+
+/// Returns the indices (into `thresholds`, in order) of the thresholds passed when lifetime usage
+/// reaches `lifetime` and `invoiced` of it has been invoiced: fixed thresholds in (invoiced, lifetime],
+/// and the recurring one if one of its repetitions lies there. Empty when nothing is passed.
+pub fn passed_thresholds(
+    thresholds: &[UsageThreshold],
+    invoiced: i64,
+    lifetime: i64,
+) -> Vec<usize> {
+    if lifetime <= invoiced {
+        return Vec::new();
+    }
+    let recurring_passed =
+        repetitions_up_to(thresholds, lifetime) > repetitions_up_to(thresholds, invoiced);
+    thresholds
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| {
+            if t.recurring {
+                recurring_passed
+            } else {
+                t.amount_cents > invoiced && t.amount_cents <= lifetime
+            }
+        })
+        .map(|(index, _)| index)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed(amount_cents: i64) -> UsageThreshold {
+        UsageThreshold {
+            amount_cents,
+            display_name: None,
+            recurring: false,
+        }
+    }
+
+    fn recurring(amount_cents: i64) -> UsageThreshold {
+        UsageThreshold {
+            amount_cents,
+            display_name: None,
+            recurring: true,
+        }
+    }
+
+    #[test]
+    fn fixed_thresholds_pass_once_each() {
+        let t = [fixed(1_000), fixed(5_000)];
+        assert_eq!(passed_thresholds(&t, 0, 999), Vec::<usize>::new());
+        assert_eq!(passed_thresholds(&t, 0, 1_000), vec![0]);
+        assert_eq!(passed_thresholds(&t, 1_000, 4_999), Vec::<usize>::new());
+        assert_eq!(passed_thresholds(&t, 0, 6_000), vec![0, 1]);
+        assert_eq!(passed_thresholds(&t, 5_000, 1_000_000), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn recurring_threshold_repeats_past_the_largest_fixed_one() {
+        // Points: 1,000, then 3,000, 5,000, 7,000…
+        let t = [fixed(1_000), recurring(2_000)];
+        assert_eq!(passed_thresholds(&t, 0, 2_999), vec![0]);
+        assert_eq!(passed_thresholds(&t, 0, 3_000), vec![0, 1]);
+        assert_eq!(passed_thresholds(&t, 1_500, 4_999), vec![1]);
+        assert_eq!(passed_thresholds(&t, 3_000, 4_999), Vec::<usize>::new());
+        assert_eq!(passed_thresholds(&t, 4_999, 5_000), vec![1]);
+    }
+
+    #[test]
+    fn a_recurring_threshold_alone_starts_from_zero() {
+        let t = [recurring(500)];
+        assert_eq!(passed_thresholds(&t, 0, 499), Vec::<usize>::new());
+        assert_eq!(passed_thresholds(&t, 0, 500), vec![0]);
+        assert_eq!(passed_thresholds(&t, 500, 999), Vec::<usize>::new());
+        assert_eq!(passed_thresholds(&t, 999, 1_000), vec![0]);
+    }
+
+    #[test]
+    fn usage_that_went_down_passes_nothing() {
+        let t = [fixed(100)];
+        assert_eq!(passed_thresholds(&t, 500, 200), Vec::<usize>::new());
+    }
+}

@@ -1,0 +1,223 @@
+//! Progressive billing: a subscription whose plan has usage thresholds gets a `progressive_billing`
+//! invoice, finalized at once, as soon as the billing clock sees that its lifetime usage passed one
+//! (the rules are in `tally_core::billing::progressive`). The invoice bills the charges period's usage
+//! to date less what the period's earlier progressive invoices billed; the invoice that closes the
+//! period takes the same credit, so every unit is billed once in all.
+//!
+//! Exactly once: the n-th progressive invoice of a (subscription, charges period) claims the
+//! `progressive_runs` primary key in the transaction that writes it.
+
+use rusqlite::{Connection, params};
+use rust_decimal::Decimal;
+use tally_core::billing::{Run, RunReason, passed_thresholds};
+use tally_core::id::{InvoiceId, UsageThresholdId};
+use tally_core::period::Period;
+use tally_core::plan::UsageThreshold;
+use tally_core::subscription::SubscriptionStatus;
+use tally_core::time::Timestamp;
+
+use super::billing::{self, Billed};
+use super::orgs::parse_uuid;
+use super::{now, orgs};
+use crate::error::StoreResult;
+use crate::types::{AppliedUsageThreshold, StoredFee};
+
+/// Usage (charge fees in arrears, before coupons and taxes) billed on the subscription invoices of a
+/// subscription, never on a voided one: its lifetime usage of the periods already closed.
+fn invoiced_usage(conn: &Connection, subscription: i64) -> StoreResult<i64> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(f.amount_cents), 0) FROM invoices i JOIN fees f ON f.invoice = i.seq
+         WHERE i.subscription = ?1 AND i.invoice_type = 'subscription' AND i.status <> 'voided'
+           AND f.kind = 'charge' AND f.pay_in_advance = 0",
+        [subscription],
+        |row| row.get(0),
+    )?)
+}
+
+/// What the progressive invoices of a subscription that fall in `charges` billed, net of their own
+/// progressive credit, never counting a voided one; `before` keeps only invoices older than it.
+fn progressive_billed(
+    conn: &Connection,
+    subscription: i64,
+    charges: Period,
+    before: Option<i64>,
+) -> StoreResult<i64> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(i.fees_amount_cents - i.progressive_billing_credit_amount_cents), 0)
+         FROM progressive_runs r JOIN invoices i ON i.seq = r.invoice
+         WHERE r.subscription = ?1 AND r.period_from >= ?2 AND r.period_from < ?3
+           AND i.status <> 'voided' AND r.invoice < ?4",
+        params![
+            subscription,
+            charges.from.micros(),
+            charges.to.micros().max(charges.from.micros() + 1),
+            before.unwrap_or(i64::MAX)
+        ],
+        |row| row.get(0),
+    )?)
+}
+
+/// The progressive billing credit of an invoice of `subscription` billing `run`: for a progressive
+/// invoice, what the period's earlier ones billed; for the invoice closing a charges period (at its
+/// end or at a termination), what all of the period's progressive invoices billed; otherwise nothing.
+pub(super) fn credit_for(
+    conn: &Connection,
+    invoice: i64,
+    subscription: i64,
+    run: &Run,
+) -> StoreResult<i64> {
+    let Some(charges) = run.charges else {
+        return Ok(0);
+    };
+    match run.reason {
+        RunReason::ProgressiveBilling => {
+            progressive_billed(conn, subscription, charges, Some(invoice))
+        }
+        RunReason::Periodic | RunReason::Terminating => {
+            progressive_billed(conn, subscription, charges, None)
+        }
+        RunReason::Starting | RunReason::InAdvanceCharge => Ok(0),
+    }
+}
+
+/// Invoices a subscription's usage to date when its lifetime usage has passed one of its plan's
+/// thresholds since it was last invoiced; returns the invoice, finalized and numbered.
+pub(super) fn bill_thresholds(
+    conn: &Connection,
+    seq: i64,
+    billed: &Billed,
+    now_at: Timestamp,
+) -> StoreResult<Option<InvoiceId>> {
+    let thresholds: Vec<UsageThreshold> = billed
+        .plan
+        .usage_thresholds
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    if thresholds.is_empty()
+        || billed.subscription.status != SubscriptionStatus::Active
+        || billed.subscription.terminated_at.is_some()
+    {
+        return Ok(None);
+    }
+    let (Some(schedule), Some(life)) = (billed.schedule(), billed.life()) else {
+        return Ok(None);
+    };
+    if now_at <= life.started_at {
+        return Ok(None);
+    }
+    let whole = schedule.charges_period_containing(now_at, life.bill_charges_monthly);
+    let span = Period {
+        from: whole.from,
+        to: now_at,
+    };
+    let events = life.events_in(span);
+    if events.from >= events.to {
+        return Ok(None);
+    }
+    // No charge minimum here: a minimum is a floor for the whole period, trued up when it closes.
+    let mut fees: Vec<StoredFee> = Vec::new();
+    for charge in billed
+        .plan
+        .charges
+        .iter()
+        .filter(|c| !c.terms.pay_in_advance)
+    {
+        fees.extend(billing::price_charge(
+            conn,
+            billed,
+            charge,
+            life.billed_part(span),
+            events,
+            Decimal::ZERO,
+        )?);
+    }
+    let usage: i64 = fees.iter().map(|f| f.fee.amount_cents).sum();
+    let closed = invoiced_usage(conn, seq)?;
+    let progressive = progressive_billed(conn, seq, whole, None)?;
+    let passed = passed_thresholds(&thresholds, closed + progressive, closed + usage);
+    if passed.is_empty() {
+        return Ok(None);
+    }
+    let organization = orgs::by_seq(conn, billed.org)?;
+    let run = Run {
+        boundary: now_at,
+        reason: RunReason::ProgressiveBilling,
+        arrears: None,
+        advance: None,
+        charges: Some(span),
+        subscription_period: schedule.period_containing(now_at),
+    };
+    let id = InvoiceId::generate();
+    let stamp = now().micros();
+    conn.execute(
+        "INSERT INTO invoices (id, org, customer, subscription, invoice_type, status, payment_status, currency,
+            issuing_date, net_payment_term, fees_amount_cents, total_amount_cents, run, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'progressive_billing', 'draft', 'pending', ?5, ?6, ?7, 0, 0, ?8, ?9, ?9)",
+        params![
+            id.0.to_string(),
+            billed.org,
+            billed.customer.id.0.to_string(),
+            seq,
+            billed.plan.terms.currency.code(),
+            billed.local_date(now_at).to_string(),
+            billed
+                .customer
+                .profile
+                .net_payment_term
+                .unwrap_or(organization.billing.net_payment_term),
+            billing::run_json(&run),
+            stamp
+        ],
+    )?;
+    let invoice = conn.last_insert_rowid();
+    // The claim: a second process deciding the same invoice fails here and its transaction rolls back.
+    conn.execute(
+        "INSERT INTO progressive_runs (subscription, period_from, sequence, invoice,
+            lifetime_usage_amount_cents, created_at)
+         VALUES (?1, ?2, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM progressive_runs
+                          WHERE subscription = ?1 AND period_from = ?2), ?3, ?4, ?5)",
+        params![seq, whole.from.micros(), invoice, closed + usage, stamp],
+    )?;
+    for index in passed {
+        let (threshold, _) = &billed.plan.usage_thresholds[index];
+        conn.execute(
+            "INSERT INTO applied_usage_thresholds (invoice, threshold)
+             SELECT ?1, seq FROM usage_thresholds WHERE id = ?2",
+            params![invoice, threshold.0.to_string()],
+        )?;
+    }
+    billing::write_fees(conn, invoice, &fees)?;
+    billing::finalize_now(conn, invoice, now_at)?;
+    Ok(Some(id))
+}
+
+/// The usage thresholds an invoice passed, by amount.
+pub(super) fn applied_thresholds(
+    conn: &Connection,
+    invoice: i64,
+) -> StoreResult<Vec<AppliedUsageThreshold>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, t.amount_cents, t.display_name, t.recurring, t.created_at, t.updated_at,
+            r.lifetime_usage_amount_cents
+         FROM applied_usage_thresholds a JOIN usage_thresholds t ON t.seq = a.threshold
+         JOIN progressive_runs r ON r.invoice = a.invoice
+         WHERE a.invoice = ?1 ORDER BY t.amount_cents, t.recurring",
+    )?;
+    let applied = stmt
+        .query_map([invoice], |row| {
+            Ok(AppliedUsageThreshold {
+                id: UsageThresholdId(parse_uuid(&row.get::<_, String>(0)?)?),
+                threshold: UsageThreshold {
+                    amount_cents: row.get(1)?,
+                    display_name: row.get(2)?,
+                    recurring: row.get(3)?,
+                },
+                created_at: Timestamp::from_micros(row.get(4)?),
+                updated_at: Timestamp::from_micros(row.get(5)?),
+                lifetime_usage_amount_cents: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(applied)
+}

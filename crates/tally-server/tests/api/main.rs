@@ -19,6 +19,7 @@ mod golden;
 mod helpers;
 mod invoice_pdf;
 mod invoicing_settings;
+mod journey;
 mod meter_query;
 mod meters;
 mod openapi;

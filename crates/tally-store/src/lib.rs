@@ -192,6 +192,24 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Subscription>;
 
+    /// Reads the lifetime usage of the active subscription with this external id at `now`.
+    async fn lifetime_usage(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<LifetimeUsage>;
+
+    /// Sets the usage the active subscription with this external id had before tally (minor units,
+    /// at least 0), counted in its lifetime usage; returns the lifetime usage at `now`.
+    async fn set_historical_usage(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        amount_cents: i64,
+        now: Timestamp,
+    ) -> StoreResult<LifetimeUsage>;
+
     /// Terminates an active subscription, or cancels a pending one, at `now`.
     async fn terminate_subscription(
         &self,

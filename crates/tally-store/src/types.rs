@@ -466,6 +466,24 @@ pub struct CurrentUsage {
     pub charges: Vec<ChargeUsageLine>,
 }
 
+/// A subscription's lifetime usage (Lago `lifetime_usage`): what progressive billing compares its
+/// plan's usage thresholds with. Amounts are usage charges billed in arrears, in minor units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifetimeUsage {
+    /// The subscription.
+    pub subscription: tally_core::subscription::Subscription,
+    /// Usage it had before tally, as the client set it.
+    pub historical_usage_amount_cents: i64,
+    /// Usage of its closed periods, as their invoices billed it.
+    pub invoiced_usage_amount_cents: i64,
+    /// Usage of the open charges period so far.
+    pub current_usage_amount_cents: i64,
+    /// The open charges period.
+    pub period: tally_core::period::Period,
+    /// Progress toward each threshold of the plan, with when a progressive invoice reached it.
+    pub thresholds: Vec<(tally_core::billing::Progress, Option<Timestamp>)>,
+}
+
 /// The billed usage of a closed charges period (Lago `past_usage`), from its finalized invoice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PastUsage {

@@ -6,7 +6,8 @@
 //! reference walks the same instants: it enumerates the threshold points one by one, closes each
 //! month with its fee and usage less what the month's progressive invoices billed, and makes a
 //! progressive invoice whenever a point lies above what was invoiced and at or below lifetime usage.
-//! The store's invoices must be the reference's, in order, and every month's invoices must add up to
+//! Usage from before tally counts toward the thresholds and is never billed. The store's invoices
+//! must be the reference's, in order, and every month's invoices must add up to
 //! its fee and usage exactly: nothing lost, nothing billed twice.
 
 use std::path::Path;
@@ -41,6 +42,8 @@ struct Case {
     recurring: Option<i64>,
     fee_cents: i64,
     price_cents: i64,
+    /// Usage from before tally (`external_historical_usage_amount_cents`).
+    historical: i64,
     /// (minute from `START`, units), sorted.
     events: Vec<(i64, i64)>,
     /// (minute from `START`, bill twice in a row, bill with two handles at once), sorted.
@@ -53,7 +56,7 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::btree_set(100..=6_000i64, 0..=3),
         prop_oneof![Just(None), (100..=4_000i64).prop_map(Some)],
         prop_oneof![Just(0i64), 1..=3_000i64],
-        1..=40i64,
+        (1..=40i64, prop_oneof![Just(0i64), 1..=8_000i64]),
         prop::collection::vec((0..minutes, 1..=200i64), 1..=60),
         prop::collection::vec(
             (0..=minutes, any::<bool>(), prop::bool::weighted(0.2)),
@@ -61,7 +64,14 @@ fn case() -> impl Strategy<Value = Case> {
         ),
     )
         .prop_map(
-            move |(fixed, recurring, fee_cents, price_cents, mut events, mut ticks)| {
+            move |(
+                fixed,
+                recurring,
+                fee_cents,
+                (price_cents, historical),
+                mut events,
+                mut ticks,
+            )| {
                 let fixed: Vec<i64> = fixed.into_iter().collect();
                 let recurring = if fixed.is_empty() && recurring.is_none() {
                     Some(1_000)
@@ -76,6 +86,7 @@ fn case() -> impl Strategy<Value = Case> {
                     recurring,
                     fee_cents,
                     price_cents,
+                    historical,
                     events,
                     ticks,
                 }
@@ -109,10 +120,10 @@ fn reference(c: &Case) -> Vec<Line> {
             .sum()
     };
     let all: i64 = usage(0, i64::MAX);
-    let points = points(c, all);
+    let points = points(c, c.historical + all);
     let mut lines = Vec::new();
     let mut month = 0;
-    let mut closed = 0;
+    let mut closed = c.historical;
     let mut progressive = 0;
     for &(tick, _, _) in &c.ticks {
         while month < 3 && tick >= MONTHS[month + 1] * 1_440 {
@@ -269,6 +280,10 @@ async fn set_up(store: &SqliteStore, c: &Case) -> Organization {
         )
         .await
         .expect("subscription");
+    store
+        .set_historical_usage(org.id, "sub", c.historical, Timestamp::from_micros(START))
+        .await
+        .expect("history");
     org
 }
 

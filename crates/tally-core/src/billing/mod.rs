@@ -16,7 +16,7 @@ pub mod usage;
 
 pub use advance::{Running, advance_fee};
 pub use fees::{Fee, FeeKind, add_on_fee, charge_fees, commitment_fee, subscription_fee};
-pub use progressive::passed_thresholds;
+pub use progressive::{Progress, passed_thresholds, progress};
 pub use runs::{
     Life, Run, RunReason, SubscriptionCharge, charges_share, due_runs, unused_advance_share,
 };

@@ -12,6 +12,8 @@
 //! for what the period's earlier progressive invoices billed; the invoice that closes the period bills
 //! the whole period's usage less the same credit, so every unit is billed once in total.
 
+use rust_decimal::Decimal;
+
 use crate::plan::UsageThreshold;
 
 /// How many repetitions of the recurring threshold lie at or below `amount` (none without one).
@@ -54,6 +56,63 @@ pub fn passed_thresholds(
             }
         })
         .map(|(index, _)| index)
+        .collect()
+}
+
+/// How far lifetime usage is toward a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The threshold's index in the plan's list.
+    pub index: usize,
+    /// The point: a fixed threshold's amount, or the next repetition of the recurring one above
+    /// `lifetime` (minor units).
+    pub amount_cents: i64,
+    /// From 0 to 1: lifetime usage over a fixed amount; for the recurring threshold, the part of
+    /// the step from the previous point (or from the largest fixed threshold) already used.
+    pub completion_ratio: Decimal,
+}
+
+/// Returns how far `lifetime` usage is toward each threshold, in the thresholds' order; ratios are
+/// rounded half-even to four decimals (and stay below 1 until the point is reached).
+pub fn progress(thresholds: &[UsageThreshold], lifetime: i64) -> Vec<Progress> {
+    let ratio = |done: i64, whole: i64| -> Decimal {
+        if whole <= 0 {
+            return Decimal::ONE;
+        }
+        let exact = Decimal::from(done.clamp(0, whole)) / Decimal::from(whole);
+        let rounded = exact.round_dp(4).normalize();
+        if rounded == Decimal::ONE && done < whole {
+            Decimal::new(9_999, 4)
+        } else {
+            rounded
+        }
+    };
+    let largest_fixed = thresholds
+        .iter()
+        .filter(|t| !t.recurring)
+        .map(|t| t.amount_cents)
+        .max()
+        .unwrap_or(0);
+    thresholds
+        .iter()
+        .enumerate()
+        .map(|(index, t)| {
+            if t.recurring && t.amount_cents > 0 {
+                let next =
+                    largest_fixed + (repetitions_up_to(thresholds, lifetime) + 1) * t.amount_cents;
+                Progress {
+                    index,
+                    amount_cents: next,
+                    completion_ratio: ratio(lifetime - (next - t.amount_cents), t.amount_cents),
+                }
+            } else {
+                Progress {
+                    index,
+                    amount_cents: t.amount_cents,
+                    completion_ratio: ratio(lifetime, t.amount_cents),
+                }
+            }
+        })
         .collect()
 }
 
@@ -105,6 +164,27 @@ mod tests {
         assert_eq!(passed_thresholds(&t, 0, 500), vec![0]);
         assert_eq!(passed_thresholds(&t, 500, 999), Vec::<usize>::new());
         assert_eq!(passed_thresholds(&t, 999, 1_000), vec![0]);
+    }
+
+    #[test]
+    fn progress_toward_fixed_and_recurring_points() {
+        // Points: 1,000, then 3,000, 5,000…
+        let t = [fixed(1_000), recurring(2_000)];
+        let at = |lifetime| {
+            progress(&t, lifetime)
+                .iter()
+                .map(|p| (p.amount_cents, p.completion_ratio.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at(500), vec![(1_000, "0.5".into()), (3_000, "0".into())]);
+        assert_eq!(at(2_000), vec![(1_000, "1".into()), (3_000, "0.5".into())]);
+        assert_eq!(at(3_000), vec![(1_000, "1".into()), (5_000, "0".into())]);
+        assert_eq!(at(2_999)[1], (3_000, "0.9995".into()));
+        // Almost there is not there: 999,999 of 1,000,000 would round to 1.
+        assert_eq!(
+            progress(&[fixed(1_000_000)], 999_999)[0].completion_ratio,
+            Decimal::new(9_999, 4)
+        );
     }
 
     #[test]

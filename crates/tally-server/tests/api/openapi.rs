@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_simulated};
 
 /// Every route tally serves under `/api/v1`, written by hand.
-const ROUTES: [(&str, &str); 79] = [
+const ROUTES: [(&str, &str); 81] = [
     ("post", "/api/v1/customers"),
     ("get", "/api/v1/customers"),
     ("get", "/api/v1/customers/{external_customer_id}"),
@@ -40,6 +40,8 @@ const ROUTES: [(&str, &str); 79] = [
     ("get", "/api/v1/subscriptions/{external_id}"),
     ("put", "/api/v1/subscriptions/{external_id}"),
     ("delete", "/api/v1/subscriptions/{external_id}"),
+    ("get", "/api/v1/subscriptions/{external_id}/lifetime_usage"),
+    ("put", "/api/v1/subscriptions/{external_id}/lifetime_usage"),
     ("get", "/api/v1/invoices"),
     ("post", "/api/v1/invoices"),
     ("get", "/api/v1/invoices/{lago_id}"),

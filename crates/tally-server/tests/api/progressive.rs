@@ -318,3 +318,116 @@ async fn plans_keep_validate_and_replace_their_thresholds() {
     let plan = app.get("/api/v1/plans/metered", &app.read_key).await;
     assert_eq!(plan.json()["plan"]["usage_thresholds"], after);
 }
+
+async fn lifetime(app: &TestApp) -> Value {
+    let reply = app
+        .get("/api/v1/subscriptions/sub/lifetime_usage", &app.read_key)
+        .await;
+    reply.assert_status(200);
+    reply.json()["lifetime_usage"].clone()
+}
+
+fn thresholds(usage: &Value) -> Vec<(i64, Value, Value)> {
+    usage["usage_thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .map(|t| {
+            (
+                t["amount_cents"].as_i64().expect("amount"),
+                t["completion_ratio"].clone(),
+                t["reached_at"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn lifetime_usage_counts_history_and_shows_progress() {
+    // Points: 10.00, then every 20.00: 30.00, 50.00…
+    let app = setup(json!([
+        {"amount_cents": 1000},
+        {"amount_cents": 2000, "recurring": true}
+    ]))
+    .await;
+    let usage = lifetime(&app).await;
+    assert_eq!(usage["external_subscription_id"], "sub");
+    assert_eq!(usage["from_datetime"], "2026-04-01T00:00:00Z");
+    assert_eq!(usage["to_datetime"], "2026-04-30T23:59:59Z");
+    assert_eq!(usage["current_usage_amount_cents"], 0);
+    assert_eq!(
+        thresholds(&usage),
+        vec![(1000, json!(0), Value::Null), (3000, json!(0), Value::Null)]
+    );
+
+    // 6 calls: 6.00 of 10.00; the recurring point is still 20.00 past 10.00.
+    calls(&app, "a", 6, "2026-04-02T00:00:00Z").await;
+    assert!(app.advance("2026-04-03T00:00:00Z").await.is_empty());
+    let usage = lifetime(&app).await;
+    assert_eq!(usage["current_usage_amount_cents"], 600);
+    assert_eq!(thresholds(&usage)[0].1, json!(0.6));
+
+    // 5.00 of usage from before tally: lifetime 11.00 passes 10.00 at the next tick, which bills
+    // the 6.00 used here (the history was billed elsewhere).
+    let reply = app
+        .put_json(
+            "/api/v1/subscriptions/sub/lifetime_usage",
+            &json!({"lifetime_usage": {"external_historical_usage_amount_cents": 500}}),
+            &app.admin_key,
+        )
+        .await;
+    reply.assert_status(200);
+    let usage = reply.json()["lifetime_usage"].clone();
+    assert_eq!(usage["external_historical_usage_amount_cents"], 500);
+    assert_eq!(
+        thresholds(&usage),
+        vec![
+            (1000, json!(1), Value::Null),
+            (3000, json!(0.05), Value::Null)
+        ]
+    );
+    let early = one_invoice(&app, "2026-04-04T00:00:00Z").await;
+    assert_eq!(early["invoice_type"], "progressive_billing");
+    assert_eq!(early["total_amount_cents"], 600);
+    assert_eq!(passed(&early), vec![(1_000, false, 1_100)]);
+    let usage = lifetime(&app).await;
+    assert_eq!(thresholds(&usage)[0].2, "2026-04-04T00:00:00Z");
+
+    // April closes at 6.00 of usage: 5.00 + 6.00 − 6.00 = 5.00 due. Lifetime: 5.00 history, 6.00
+    // invoiced, nothing yet in May.
+    let closing = one_invoice(&app, "2026-05-01T00:00:00Z").await;
+    assert_eq!(closing["total_amount_cents"], 500);
+    let usage = lifetime(&app).await;
+    assert_eq!(usage["invoiced_usage_amount_cents"], 600);
+    assert_eq!(usage["current_usage_amount_cents"], 0);
+    assert_eq!(usage["to_datetime"], "2026-05-31T23:59:59Z");
+
+    // Refused: below zero, missing; unknown subscription.
+    for (body, reason) in [
+        (
+            json!({"external_historical_usage_amount_cents": -1}),
+            "invalid_amount",
+        ),
+        (json!({}), "value_is_mandatory"),
+    ] {
+        let reply = app
+            .put_json(
+                "/api/v1/subscriptions/sub/lifetime_usage",
+                &json!({ "lifetime_usage": body }),
+                &app.admin_key,
+            )
+            .await;
+        reply.assert_status(422);
+        assert_eq!(
+            reply.json()["error_details"]["external_historical_usage_amount_cents"],
+            json!([reason])
+        );
+    }
+    app.get("/api/v1/subscriptions/nope/lifetime_usage", &app.read_key)
+        .await
+        .assert_status(404);
+    assert_eq!(
+        lifetime(&app).await["external_historical_usage_amount_cents"],
+        500
+    );
+}

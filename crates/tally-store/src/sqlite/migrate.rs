@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "progressive_billing",
         include_str!("../../migrations/sqlite/0014_progressive_billing.sql"),
     ),
+    (
+        15,
+        "lifetime_usage",
+        include_str!("../../migrations/sqlite/0015_lifetime_usage.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

@@ -584,6 +584,40 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn lifetime_usage(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<LifetimeUsage> {
+        let seq = self.org_seq(org).await?;
+        let external_id = external_id.to_owned();
+        self.reads
+            .read(move |conn| {
+                let sub = subscriptions::seq_of_active(conn, seq, &external_id)?;
+                progressive::lifetime_usage(conn, sub, now)
+            })
+            .await
+    }
+
+    async fn set_historical_usage(
+        &self,
+        org: OrganizationId,
+        external_id: &str,
+        amount_cents: i64,
+        now: Timestamp,
+    ) -> StoreResult<LifetimeUsage> {
+        let seq = self.org_seq(org).await?;
+        let external_id = external_id.to_owned();
+        self.writer
+            .write(1, move |ctx| {
+                let sub = subscriptions::seq_of_active(ctx.conn, seq, &external_id)?;
+                progressive::set_historical_usage(ctx.conn, sub, amount_cents)?;
+                progressive::lifetime_usage(ctx.conn, sub, now)
+            })
+            .await
+    }
+
     async fn terminate_subscription(
         &self,
         org: OrganizationId,

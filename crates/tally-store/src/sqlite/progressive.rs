@@ -9,7 +9,8 @@
 
 use rusqlite::{Connection, params};
 use rust_decimal::Decimal;
-use tally_core::billing::{Run, RunReason, passed_thresholds};
+use tally_core::billing::{Run, RunReason, passed_thresholds, progress as progress_of};
+use tally_core::error::{Reason, ValidationErrors};
 use tally_core::id::{InvoiceId, UsageThresholdId};
 use tally_core::period::Period;
 use tally_core::plan::UsageThreshold;
@@ -19,8 +20,8 @@ use tally_core::time::Timestamp;
 use super::billing::{self, Billed};
 use super::orgs::parse_uuid;
 use super::{now, orgs};
-use crate::error::StoreResult;
-use crate::types::{AppliedUsageThreshold, StoredFee};
+use crate::error::{StoreError, StoreResult};
+use crate::types::{AppliedUsageThreshold, LifetimeUsage, StoredFee};
 
 /// Usage (charge fees in arrears, before coupons and taxes) billed on the subscription invoices of a
 /// subscription, never on a voided one: its lifetime usage of the periods already closed.
@@ -80,6 +81,53 @@ pub(super) fn credit_for(
     }
 }
 
+/// The open charges period of a subscription at `now_at`, and its usage fees from its start up to
+/// `now_at` (no charge minimum: a minimum is a floor for the whole period, trued up when it closes).
+fn usage_to_date(
+    conn: &Connection,
+    billed: &Billed,
+    now_at: Timestamp,
+) -> StoreResult<Option<(Period, Vec<StoredFee>)>> {
+    let (Some(schedule), Some(life)) = (billed.schedule(), billed.life()) else {
+        return Ok(None);
+    };
+    let at = now_at.max(life.started_at);
+    let whole = schedule.charges_period_containing(at, life.bill_charges_monthly);
+    let span = Period {
+        from: whole.from,
+        to: now_at.max(whole.from),
+    };
+    let events = life.events_in(span);
+    let mut fees: Vec<StoredFee> = Vec::new();
+    if events.from < events.to {
+        for charge in billed
+            .plan
+            .charges
+            .iter()
+            .filter(|c| !c.terms.pay_in_advance)
+        {
+            fees.extend(billing::price_charge(
+                conn,
+                billed,
+                charge,
+                life.billed_part(span),
+                events,
+                Decimal::ZERO,
+            )?);
+        }
+    }
+    Ok(Some((whole, fees)))
+}
+
+/// Usage a subscription had before tally (`PUT /subscriptions/{id}/lifetime_usage`).
+fn historical_usage(conn: &Connection, subscription: i64) -> StoreResult<i64> {
+    Ok(conn.query_row(
+        "SELECT historical_usage_amount_cents FROM subscriptions WHERE seq = ?1",
+        [subscription],
+        |row| row.get(0),
+    )?)
+}
+
 /// Invoices a subscription's usage to date when its lifetime usage has passed one of its plan's
 /// thresholds since it was last invoiced; returns the invoice, finalized and numbered.
 pub(super) fn bill_thresholds(
@@ -97,43 +145,24 @@ pub(super) fn bill_thresholds(
     if thresholds.is_empty()
         || billed.subscription.status != SubscriptionStatus::Active
         || billed.subscription.terminated_at.is_some()
+        || billed
+            .subscription
+            .started_at
+            .is_none_or(|start| now_at <= start)
     {
         return Ok(None);
     }
-    let (Some(schedule), Some(life)) = (billed.schedule(), billed.life()) else {
+    let (Some(schedule), Some((whole, fees))) =
+        (billed.schedule(), usage_to_date(conn, billed, now_at)?)
+    else {
         return Ok(None);
     };
-    if now_at <= life.started_at {
-        return Ok(None);
-    }
-    let whole = schedule.charges_period_containing(now_at, life.bill_charges_monthly);
     let span = Period {
         from: whole.from,
         to: now_at,
     };
-    let events = life.events_in(span);
-    if events.from >= events.to {
-        return Ok(None);
-    }
-    // No charge minimum here: a minimum is a floor for the whole period, trued up when it closes.
-    let mut fees: Vec<StoredFee> = Vec::new();
-    for charge in billed
-        .plan
-        .charges
-        .iter()
-        .filter(|c| !c.terms.pay_in_advance)
-    {
-        fees.extend(billing::price_charge(
-            conn,
-            billed,
-            charge,
-            life.billed_part(span),
-            events,
-            Decimal::ZERO,
-        )?);
-    }
     let usage: i64 = fees.iter().map(|f| f.fee.amount_cents).sum();
-    let closed = invoiced_usage(conn, seq)?;
+    let closed = historical_usage(conn, seq)? + invoiced_usage(conn, seq)?;
     let progressive = progressive_billed(conn, seq, whole, None)?;
     let passed = passed_thresholds(&thresholds, closed + progressive, closed + usage);
     if passed.is_empty() {
@@ -177,7 +206,13 @@ pub(super) fn bill_thresholds(
             lifetime_usage_amount_cents, created_at)
          VALUES (?1, ?2, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM progressive_runs
                           WHERE subscription = ?1 AND period_from = ?2), ?3, ?4, ?5)",
-        params![seq, whole.from.micros(), invoice, closed + usage, stamp],
+        params![
+            seq,
+            whole.from.micros(),
+            invoice,
+            closed + usage,
+            now_at.micros()
+        ],
     )?;
     for index in passed {
         let (threshold, _) = &billed.plan.usage_thresholds[index];
@@ -220,4 +255,73 @@ pub(super) fn applied_thresholds(
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(applied)
+}
+
+/// Reads the lifetime usage of the active subscription `seq` at `now_at`.
+pub(super) fn lifetime_usage(
+    conn: &Connection,
+    seq: i64,
+    now_at: Timestamp,
+) -> StoreResult<LifetimeUsage> {
+    let billed = Billed::load(conn, seq)?;
+    let (period, current) = match usage_to_date(conn, &billed, now_at)? {
+        Some((whole, fees)) => (whole, fees.iter().map(|f| f.fee.amount_cents).sum()),
+        None => (
+            Period {
+                from: now_at,
+                to: now_at,
+            },
+            0,
+        ),
+    };
+    let historical = historical_usage(conn, seq)?;
+    let invoiced = invoiced_usage(conn, seq)?;
+    let thresholds: Vec<UsageThreshold> = billed
+        .plan
+        .usage_thresholds
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    let mut reached = conn.prepare_cached(
+        "SELECT MIN(r.created_at) FROM applied_usage_thresholds a
+         JOIN usage_thresholds t ON t.seq = a.threshold
+         JOIN progressive_runs r ON r.invoice = a.invoice JOIN invoices i ON i.seq = a.invoice
+         WHERE r.subscription = ?1 AND t.id = ?2 AND t.recurring = 0 AND i.status <> 'voided'",
+    )?;
+    let mut progress = Vec::with_capacity(thresholds.len());
+    for step in progress_of(&thresholds, historical + invoiced + current) {
+        let (id, _) = &billed.plan.usage_thresholds[step.index];
+        let at: Option<i64> =
+            reached.query_row(params![seq, id.0.to_string()], |row| row.get(0))?;
+        progress.push((step, at.map(Timestamp::from_micros)));
+    }
+    Ok(LifetimeUsage {
+        subscription: billed.subscription,
+        historical_usage_amount_cents: historical,
+        invoiced_usage_amount_cents: invoiced,
+        current_usage_amount_cents: current,
+        period,
+        thresholds: progress,
+    })
+}
+
+/// Sets the usage the active subscription `seq` had before tally.
+pub(super) fn set_historical_usage(
+    conn: &Connection,
+    seq: i64,
+    amount_cents: i64,
+) -> StoreResult<()> {
+    if amount_cents < 0 {
+        let mut errors = ValidationErrors::new();
+        errors.push(
+            "external_historical_usage_amount_cents",
+            Reason::InvalidAmount,
+        );
+        return Err(StoreError::Invalid(errors));
+    }
+    conn.execute(
+        "UPDATE subscriptions SET historical_usage_amount_cents = ?2, updated_at = ?3 WHERE seq = ?1",
+        params![seq, amount_cents, now().micros()],
+    )?;
+    Ok(())
 }

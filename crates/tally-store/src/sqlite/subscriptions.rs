@@ -114,6 +114,13 @@ pub(super) fn by_seq(conn: &Connection, seq: i64) -> StoreResult<Subscription> {
         .1)
 }
 
+/// Returns the compact id of the active subscription with this external id.
+pub(super) fn seq_of_active(conn: &Connection, org: i64, external_id: &str) -> StoreResult<i64> {
+    find(conn, org, external_id, SubscriptionStatus::Active)?
+        .map(|(seq, _)| seq)
+        .ok_or(StoreError::NotFound("subscription"))
+}
+
 /// Reads the latest subscription with this external id and status.
 pub(super) fn get(
     conn: &Connection,

@@ -1,5 +1,6 @@
 //! Lago subscriptions: `POST /subscriptions` (create, upgrade, downgrade), `GET /subscriptions`,
-//! `GET|PUT|DELETE /subscriptions/{external_id}`. Times follow the billing clock.
+//! `GET|PUT|DELETE /subscriptions/{external_id}`, `GET|PUT /subscriptions/{external_id}/lifetime_usage`.
+//! Times follow the billing clock.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,7 +13,7 @@ use tally_core::period::{BillingTime, Schedule};
 use tally_core::plan::Plan;
 use tally_core::subscription::{Subscription, SubscriptionStatus};
 use tally_core::time::Timestamp;
-use tally_store::{NewSubscription, SubscriptionFilter, SubscriptionUpdate};
+use tally_store::{LifetimeUsage, NewSubscription, SubscriptionFilter, SubscriptionUpdate};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,6 +34,84 @@ pub fn router() -> OpenApiRouter<AppState> {
             update_subscription,
             terminate_subscription
         ))
+        .routes(routes!(get_lifetime_usage, update_lifetime_usage))
+}
+
+/// Reads the lifetime usage of the active subscription: what its plan's usage thresholds are
+/// compared with (progressive billing).
+#[utoipa::path(get, path = "/api/v1/subscriptions/{external_id}/lifetime_usage", tag = "subscriptions",
+    params(("external_id" = String, Path)),
+    responses((status = 200, description = "`{\"lifetime_usage\": {external_historical_usage_amount_cents, invoiced_usage_amount_cents, current_usage_amount_cents, usage_thresholds: […]}}`"),
+        (status = 404, description = "`subscription_not_found`")))]
+async fn get_lifetime_usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(external_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let usage = state
+        .store
+        .lifetime_usage(principal.org, &external_id, state.clock.now())
+        .await?;
+    Ok(Json(json!({"lifetime_usage": lifetime_usage_json(&usage)})))
+}
+
+/// Sets the usage the subscription had before tally (for migrations): it counts toward thresholds.
+#[utoipa::path(put, path = "/api/v1/subscriptions/{external_id}/lifetime_usage", tag = "subscriptions",
+    params(("external_id" = String, Path)),
+    request_body(content = Object, description = "`{\"lifetime_usage\": {\"external_historical_usage_amount_cents\": 100}}`"),
+    responses((status = 200, description = "`{\"lifetime_usage\": {…}}`"), (status = 404, description = "`subscription_not_found`"),
+        (status = 422, description = "the amount is missing or below 0")))]
+async fn update_lifetime_usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(external_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let value = parse_body(&body)?;
+    let mut fields = Fields::new(root(&value, "lifetime_usage")?);
+    let amount = match fields.integer("external_historical_usage_amount_cents") {
+        Field::Value(cents) if cents >= 0 => Some(cents),
+        Field::Value(_) => {
+            fields.fail(
+                "external_historical_usage_amount_cents",
+                Reason::InvalidAmount,
+            );
+            None
+        }
+        _ => {
+            fields.fail(
+                "external_historical_usage_amount_cents",
+                Reason::ValueIsMandatory,
+            );
+            None
+        }
+    };
+    let amount = fields.finish(amount)?.unwrap_or(0);
+    let usage = state
+        .store
+        .set_historical_usage(principal.org, &external_id, amount, state.clock.now())
+        .await?;
+    Ok(Json(json!({"lifetime_usage": lifetime_usage_json(&usage)})))
+}
+
+/// Renders a lifetime usage in Lago's shape.
+fn lifetime_usage_json(usage: &LifetimeUsage) -> Value {
+    let s = &usage.subscription;
+    json!({
+        "lago_id": s.id.0,
+        "lago_subscription_id": s.id.0,
+        "external_subscription_id": s.external_id.as_str(),
+        "external_historical_usage_amount_cents": usage.historical_usage_amount_cents,
+        "invoiced_usage_amount_cents": usage.invoiced_usage_amount_cents,
+        "current_usage_amount_cents": usage.current_usage_amount_cents,
+        "from_datetime": s.started_at.map(|t| t.to_rfc3339_seconds()),
+        "to_datetime": usage.period.to_inclusive().to_rfc3339_seconds(),
+        "usage_thresholds": usage.thresholds.iter().map(|(p, reached)| json!({
+            "amount_cents": p.amount_cents,
+            "completion_ratio": p.completion_ratio.normalize().to_string().parse::<serde_json::Number>().map_or(Value::Null, Value::Number),
+            "reached_at": reached.map(|t| t.to_rfc3339_seconds()),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn time_field(fields: &mut Fields<'_>, name: &str) -> Field<Timestamp> {

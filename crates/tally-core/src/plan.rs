@@ -34,6 +34,16 @@ pub struct Plan {
     pub updated_at: Timestamp,
 }
 
+impl Plan {
+    /// Its usage thresholds without their ids, in order.
+    pub fn thresholds(&self) -> Vec<UsageThreshold> {
+        self.usage_thresholds
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+}
+
 /// The plan's own fields (everything but charges and ids).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanTerms {

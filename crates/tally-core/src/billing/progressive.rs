@@ -16,14 +16,19 @@ use rust_decimal::Decimal;
 
 use crate::plan::UsageThreshold;
 
-/// How many repetitions of the recurring threshold lie at or below `amount` (none without one).
-fn repetitions_up_to(thresholds: &[UsageThreshold], amount: i64) -> i64 {
-    let largest_fixed = thresholds
+/// The largest fixed threshold, where the recurring one starts repeating from (0 without one).
+fn largest_fixed(thresholds: &[UsageThreshold]) -> i64 {
+    thresholds
         .iter()
         .filter(|t| !t.recurring)
         .map(|t| t.amount_cents)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// How many repetitions of the recurring threshold lie at or below `amount` (none without one).
+fn repetitions_up_to(thresholds: &[UsageThreshold], amount: i64) -> i64 {
+    let largest_fixed = largest_fixed(thresholds);
     match thresholds.iter().find(|t| t.recurring) {
         Some(step) if step.amount_cents > 0 && amount >= largest_fixed => {
             (amount - largest_fixed) / step.amount_cents
@@ -87,12 +92,7 @@ pub fn progress(thresholds: &[UsageThreshold], lifetime: i64) -> Vec<Progress> {
             rounded
         }
     };
-    let largest_fixed = thresholds
-        .iter()
-        .filter(|t| !t.recurring)
-        .map(|t| t.amount_cents)
-        .max()
-        .unwrap_or(0);
+    let largest_fixed = largest_fixed(thresholds);
     thresholds
         .iter()
         .enumerate()

@@ -99,6 +99,8 @@ pub(super) fn candidates(conn: &Connection) -> StoreResult<Vec<i64>> {
 
 /// What pricing a subscription needs.
 pub(super) struct Billed {
+    /// The subscription's compact id.
+    pub(super) seq: i64,
     pub(super) org: i64,
     pub(super) subscription: Subscription,
     pub(super) plan: Plan,
@@ -152,6 +154,7 @@ impl Billed {
             None => false,
         };
         Ok(Billed {
+            seq,
             org,
             subscription,
             plan,
@@ -200,6 +203,15 @@ impl Billed {
         }
     }
 
+    /// Days a new invoice stays a draft: the customer's grace period, else the organization's.
+    pub(super) fn grace_days(&self, conn: &Connection) -> StoreResult<i64> {
+        let grace = match self.customer.profile.invoice_grace_period {
+            Some(days) => days,
+            None => orgs::by_seq(conn, self.org)?.billing.invoice_grace_period,
+        };
+        Ok(grace.max(0))
+    }
+
     pub(super) fn local_date(&self, at: Timestamp) -> NaiveDate {
         at.to_datetime().with_timezone(&self.tz).date_naive()
     }
@@ -211,7 +223,7 @@ fn overflow(error: tally_core::aggregation::Overflow) -> StoreError {
 
 /// Prices one charge for a subscription: the fees cover `period`, count the events in `events` (see
 /// [`Life::events_in`]), and the charge minimum is prorated by `coverage`.
-pub(super) fn price_charge(
+fn price_charge(
     conn: &Connection,
     billed: &Billed,
     charge: &Charge,
@@ -373,6 +385,31 @@ fn subscription_line(
     })
 }
 
+/// Prices every charge billed in arrears for `period`, counting the events in `events` (none when
+/// that span is empty), with charge minimums prorated by `coverage`.
+pub(super) fn price_usage(
+    conn: &Connection,
+    billed: &Billed,
+    period: Period,
+    events: Period,
+    coverage: Decimal,
+) -> StoreResult<Vec<StoredFee>> {
+    let mut fees = Vec::new();
+    if events.from < events.to {
+        for charge in billed
+            .plan
+            .charges
+            .iter()
+            .filter(|c| !c.terms.pay_in_advance)
+        {
+            fees.extend(price_charge(
+                conn, billed, charge, period, events, coverage,
+            )?);
+        }
+    }
+    Ok(fees)
+}
+
 /// Computes every fee of a run from current data.
 fn run_fees(conn: &Connection, billed: &Billed, run: &Run) -> StoreResult<Vec<StoredFee>> {
     let mut fees = Vec::new();
@@ -385,18 +422,7 @@ fn run_fees(conn: &Connection, billed: &Billed, run: &Run) -> StoreResult<Vec<St
         let period = life.billed_part(charges);
         let events = life.events_in(charges);
         let coverage = charges_share(&schedule, &life, charges);
-        if events.from < events.to {
-            for charge in billed
-                .plan
-                .charges
-                .iter()
-                .filter(|c| !c.terms.pay_in_advance)
-            {
-                fees.extend(price_charge(
-                    conn, billed, charge, period, events, coverage,
-                )?);
-            }
-        }
+        fees.extend(price_usage(conn, billed, period, events, coverage)?);
     }
     if let Some(part) = run.advance {
         fees.extend(subscription_line(billed, part, true));
@@ -644,6 +670,47 @@ pub(super) fn recompute(
     Ok(())
 }
 
+/// Writes the row of a subscription's invoice billing `run`: a draft with zero totals (its fees and
+/// totals come next), issued on the local date of `issued_at`, with the customer's (else the
+/// organization's) payment term; the billing clock finalizes it at `grace_until`, or never by itself
+/// when `None`. Returns its sequence and id.
+pub(super) fn insert_invoice(
+    conn: &Connection,
+    billed: &Billed,
+    invoice_type: &str,
+    run: &Run,
+    issued_at: Timestamp,
+    grace_until: Option<Timestamp>,
+) -> StoreResult<(i64, InvoiceId)> {
+    let organization = orgs::by_seq(conn, billed.org)?;
+    let id = InvoiceId::generate();
+    let stamp = now().micros();
+    conn.execute(
+        "INSERT INTO invoices (id, org, customer, subscription, invoice_type, status, payment_status, currency,
+            issuing_date, net_payment_term, fees_amount_cents, total_amount_cents, run, grace_until,
+            created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'draft', 'pending', ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?11)",
+        params![
+            id.0.to_string(),
+            billed.org,
+            billed.customer.id.0.to_string(),
+            billed.seq,
+            invoice_type,
+            billed.plan.terms.currency.code(),
+            billed.local_date(issued_at).to_string(),
+            billed
+                .customer
+                .profile
+                .net_payment_term
+                .unwrap_or(organization.billing.net_payment_term),
+            run_json(run),
+            grace_until.map(Timestamp::micros),
+            stamp
+        ],
+    )?;
+    Ok((conn.last_insert_rowid(), id))
+}
+
 /// Bills every run a subscription owes up to `now`; returns the invoices created.
 pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResult<Vec<InvoiceId>> {
     let billed = Billed::load(conn, seq)?;
@@ -665,38 +732,17 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
         if claimed == 0 {
             continue;
         }
-        let organization = orgs::by_seq(conn, billed.org)?;
-        let grace_days = billed
-            .customer
-            .profile
-            .invoice_grace_period
-            .unwrap_or(organization.billing.invoice_grace_period)
-            .max(0);
-        let id = InvoiceId::generate();
-        let stamp = now().micros();
-        conn.execute(
-            "INSERT INTO invoices (id, org, customer, subscription, invoice_type, status, payment_status, currency,
-                issuing_date, net_payment_term, fees_amount_cents, total_amount_cents, run, grace_until,
-                created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'subscription', 'draft', 'pending', ?5, ?6, ?7, 0, 0, ?8, ?9, ?10, ?10)",
-            params![
-                id.0.to_string(),
-                billed.org,
-                billed.customer.id.0.to_string(),
-                seq,
-                billed.plan.terms.currency.code(),
-                billed.local_date(run.boundary).to_string(),
-                billed
-                    .customer
-                    .profile
-                    .net_payment_term
-                    .unwrap_or(organization.billing.net_payment_term),
-                run_json(&run),
+        let grace_days = billed.grace_days(conn)?;
+        let (invoice, id) = insert_invoice(
+            conn,
+            &billed,
+            "subscription",
+            &run,
+            run.boundary,
+            Some(Timestamp::from_micros(
                 run.boundary.micros() + grace_days * DAY_MICROS,
-                stamp
-            ],
+            )),
         )?;
-        let invoice = conn.last_insert_rowid();
         conn.execute(
             "UPDATE billing_runs SET invoice = ?3 WHERE subscription = ?1 AND boundary = ?2",
             params![seq, run.boundary.micros(), invoice],

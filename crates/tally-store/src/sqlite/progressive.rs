@@ -18,8 +18,8 @@ use tally_core::subscription::SubscriptionStatus;
 use tally_core::time::Timestamp;
 
 use super::billing::{self, Billed};
+use super::now;
 use super::orgs::parse_uuid;
-use super::{now, orgs};
 use crate::error::{StoreError, StoreResult};
 use crate::types::{AppliedUsageThreshold, LifetimeUsage, StoredFee};
 
@@ -97,25 +97,13 @@ fn usage_to_date(
         from: whole.from,
         to: now_at.max(whole.from),
     };
-    let events = life.events_in(span);
-    let mut fees: Vec<StoredFee> = Vec::new();
-    if events.from < events.to {
-        for charge in billed
-            .plan
-            .charges
-            .iter()
-            .filter(|c| !c.terms.pay_in_advance)
-        {
-            fees.extend(billing::price_charge(
-                conn,
-                billed,
-                charge,
-                life.billed_part(span),
-                events,
-                Decimal::ZERO,
-            )?);
-        }
-    }
+    let fees = billing::price_usage(
+        conn,
+        billed,
+        life.billed_part(span),
+        life.events_in(span),
+        Decimal::ZERO,
+    )?;
     Ok(Some((whole, fees)))
 }
 
@@ -136,12 +124,7 @@ pub(super) fn bill_thresholds(
     billed: &Billed,
     now_at: Timestamp,
 ) -> StoreResult<Option<InvoiceId>> {
-    let thresholds: Vec<UsageThreshold> = billed
-        .plan
-        .usage_thresholds
-        .iter()
-        .map(|(_, t)| t.clone())
-        .collect();
+    let thresholds = billed.plan.thresholds();
     if thresholds.is_empty()
         || billed.subscription.status != SubscriptionStatus::Active
         || billed.subscription.terminated_at.is_some()
@@ -168,7 +151,6 @@ pub(super) fn bill_thresholds(
     if passed.is_empty() {
         return Ok(None);
     }
-    let organization = orgs::by_seq(conn, billed.org)?;
     let run = Run {
         boundary: now_at,
         reason: RunReason::ProgressiveBilling,
@@ -177,29 +159,8 @@ pub(super) fn bill_thresholds(
         charges: Some(span),
         subscription_period: schedule.period_containing(now_at),
     };
-    let id = InvoiceId::generate();
-    let stamp = now().micros();
-    conn.execute(
-        "INSERT INTO invoices (id, org, customer, subscription, invoice_type, status, payment_status, currency,
-            issuing_date, net_payment_term, fees_amount_cents, total_amount_cents, run, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'progressive_billing', 'draft', 'pending', ?5, ?6, ?7, 0, 0, ?8, ?9, ?9)",
-        params![
-            id.0.to_string(),
-            billed.org,
-            billed.customer.id.0.to_string(),
-            seq,
-            billed.plan.terms.currency.code(),
-            billed.local_date(now_at).to_string(),
-            billed
-                .customer
-                .profile
-                .net_payment_term
-                .unwrap_or(organization.billing.net_payment_term),
-            billing::run_json(&run),
-            stamp
-        ],
-    )?;
-    let invoice = conn.last_insert_rowid();
+    let (invoice, id) =
+        billing::insert_invoice(conn, billed, "progressive_billing", &run, now_at, None)?;
     // The claim: a second process deciding the same invoice fails here and its transaction rolls back.
     conn.execute(
         "INSERT INTO progressive_runs (subscription, period_from, sequence, invoice,
@@ -276,12 +237,7 @@ pub(super) fn lifetime_usage(
     };
     let historical = historical_usage(conn, seq)?;
     let invoiced = invoiced_usage(conn, seq)?;
-    let thresholds: Vec<UsageThreshold> = billed
-        .plan
-        .usage_thresholds
-        .iter()
-        .map(|(_, t)| t.clone())
-        .collect();
+    let thresholds = billed.plan.thresholds();
     let mut reached = conn.prepare_cached(
         "SELECT MIN(r.created_at) FROM applied_usage_thresholds a
          JOIN usage_thresholds t ON t.seq = a.threshold

@@ -11,7 +11,7 @@ use tally_core::plan::Charge;
 use tally_core::time::Timestamp;
 
 use super::super::billing::{self, Billed, DAY_MICROS};
-use super::super::{now, orgs, taxes};
+use super::super::taxes;
 use super::Event;
 use crate::error::StoreResult;
 use crate::types::{FeeTax, StoredFee};
@@ -22,18 +22,12 @@ use crate::types::{FeeTax, StoredFee};
 pub(super) fn invoice_fee(
     conn: &Connection,
     billed: &Billed,
-    seq: i64,
     stored: &StoredFee,
     period: Period,
     event_at: Timestamp,
     now_at: Timestamp,
 ) -> StoreResult<(i64, InvoiceId)> {
-    let organization = orgs::by_seq(conn, billed.org)?;
-    let profile = &billed.customer.profile;
-    let grace_days = profile
-        .invoice_grace_period
-        .unwrap_or(organization.billing.invoice_grace_period)
-        .max(0);
+    let grace_days = billed.grace_days(conn)?;
     let subscription_period = billed
         .schedule()
         .map_or(period, |s| s.period_containing(event_at));
@@ -45,29 +39,16 @@ pub(super) fn invoice_fee(
         charges: Some(period),
         subscription_period,
     };
-    let id = InvoiceId::generate();
-    let stamp = now().micros();
-    conn.execute(
-        "INSERT INTO invoices (id, org, customer, subscription, invoice_type, status, payment_status, currency,
-            issuing_date, net_payment_term, fees_amount_cents, total_amount_cents, run, grace_until,
-            created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'subscription', 'draft', 'pending', ?5, ?6, ?7, 0, 0, ?8, ?9, ?10, ?10)",
-        params![
-            id.0.to_string(),
-            billed.org,
-            billed.customer.id.0.to_string(),
-            seq,
-            billed.plan.terms.currency.code(),
-            billed.local_date(now_at).to_string(),
-            profile
-                .net_payment_term
-                .unwrap_or(organization.billing.net_payment_term),
-            billing::run_json(&run),
+    let (invoice, id) = billing::insert_invoice(
+        conn,
+        billed,
+        "subscription",
+        &run,
+        now_at,
+        Some(Timestamp::from_micros(
             now_at.micros() + grace_days * DAY_MICROS,
-            stamp
-        ],
+        )),
     )?;
-    let invoice = conn.last_insert_rowid();
     billing::write_fees(conn, invoice, std::slice::from_ref(stored))?;
     if grace_days == 0 {
         billing::recompute(conn, invoice, Some(now_at))?;

@@ -262,7 +262,6 @@ fn bill_event(
             Some(invoice_fee(
                 conn,
                 billed,
-                seq,
                 &stored,
                 priced.period,
                 event.at,

@@ -18,7 +18,8 @@ pub use advance::{Running, advance_fee};
 pub use fees::{Fee, FeeKind, add_on_fee, charge_fees, commitment_fee, subscription_fee};
 pub use progressive::{Progress, passed_thresholds, progress};
 pub use runs::{
-    Life, Run, RunReason, SubscriptionCharge, charges_share, due_runs, unused_advance_share,
+    Life, Run, RunReason, SubscriptionCharge, charges_share, due_runs, next_due,
+    unused_advance_share,
 };
 pub use totals::InvoiceTotals;
 pub use usage::{BucketUsage, GroupAggregate, GroupUsage, charge_buckets};

@@ -263,6 +263,21 @@ fn advance_run(schedule: &Schedule, life: &Life, at: Timestamp) -> Run {
     }
 }
 
+/// Returns when the first run after `last` falls due, if one does by `horizon`: the earliest boundary
+/// of the runs [`due_runs`] would return at `horizon`. Before it, billing the subscription does
+/// nothing (as long as nothing it depends on changes).
+pub fn next_due(
+    schedule: &Schedule,
+    life: &Life,
+    last: Option<Timestamp>,
+    horizon: Timestamp,
+) -> Option<Timestamp> {
+    due_runs(schedule, life, last, horizon)
+        .iter()
+        .map(|run| run.boundary)
+        .min()
+}
+
 /// Returns the runs due after `last` (the latest boundary already billed, if any) up to `now`, in
 /// order.
 ///

@@ -487,3 +487,82 @@ async fn an_event_at_the_instant_a_subscription_ends_is_billed_once() {
     assert!(fee(&may, "storage").is_none(), "{may}");
     app.shutdown().await;
 }
+
+/// The billing clock visits a subscription again when its next run is due, and at once when what
+/// its periods depend on changes: here the customer's time zone moves April 1st in Auckland
+/// (UTC+13) to 11:00 UTC on March 31st, before the date the clock had noted.
+#[tokio::test]
+async fn a_time_zone_change_brings_the_next_run_forward() {
+    let app = spawn_simulated("2026-03-01T00:00:00Z").await;
+    app.post_ok(
+        "/api/v1/plans",
+        json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
+            "amount_cents": 3100, "amount_currency": "USD", "pay_in_advance": false}}),
+    )
+    .await;
+    app.post_ok(
+        "/api/v1/customers",
+        json!({"customer": {"external_id": "acme", "timezone": "UTC"}}),
+    )
+    .await;
+    app.post_ok(
+        "/api/v1/subscriptions",
+        json!({"subscription": {"external_customer_id": "acme", "external_id": "sub",
+            "plan_code": "basic", "subscription_at": "2026-03-01T00:00:00Z"}}),
+    )
+    .await;
+    // Billed once (nothing due): the next run is noted for April 1st 00:00 UTC.
+    assert!(app.advance("2026-03-02T00:00:00Z").await.is_empty());
+    app.post_ok(
+        "/api/v1/customers",
+        json!({"customer": {"external_id": "acme", "timezone": "Pacific/Auckland"}}),
+    )
+    .await;
+    assert!(app.advance("2026-03-31T10:59:59Z").await.is_empty());
+    let created = app.advance("2026-03-31T12:00:00Z").await;
+    assert_eq!(created.len(), 1, "the run at April 1st in Auckland");
+    let invoice = app.invoice(&created[0]).await;
+    assert_eq!(
+        invoice["billing_periods"][0]["subscription_to_datetime"],
+        "2026-03-31T10:59:59Z"
+    );
+    // And nothing more until the end of April in Auckland.
+    assert!(app.advance("2026-04-30T11:59:59Z").await.is_empty());
+    assert_eq!(app.advance("2026-04-30T12:00:00Z").await.len(), 1);
+}
+
+/// A plan whose interval changes moves its subscriptions' next run with it.
+#[tokio::test]
+async fn a_plan_interval_change_brings_the_next_run_forward() {
+    let app = spawn_simulated("2026-03-04T00:00:00Z").await;
+    app.post_ok(
+        "/api/v1/plans",
+        json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
+            "amount_cents": 3100, "amount_currency": "USD", "pay_in_advance": false}}),
+    )
+    .await;
+    app.post_ok(
+        "/api/v1/customers",
+        json!({"customer": {"external_id": "acme", "timezone": "UTC"}}),
+    )
+    .await;
+    app.post_ok(
+        "/api/v1/subscriptions",
+        json!({"subscription": {"external_customer_id": "acme", "external_id": "sub",
+            "plan_code": "basic"}}),
+    )
+    .await;
+    assert!(app.advance("2026-03-05T00:00:00Z").await.is_empty());
+    let reply = app
+        .put_json(
+            "/api/v1/plans/basic",
+            &json!({"plan": {"interval": "weekly"}}),
+            &app.admin_key,
+        )
+        .await;
+    reply.assert_status(200);
+    // Weeks start on Monday: the week of Wednesday March 4th ends on Monday March 9th.
+    assert!(app.advance("2026-03-08T23:59:59Z").await.is_empty());
+    let created = app.advance("2026-03-09T00:00:00Z").await;
+    assert_eq!(created.len(), 1, "the weekly run of March 9th");
+}

@@ -16,7 +16,8 @@ use tally_core::billing::adjustments::{
 };
 use tally_core::billing::{
     BucketUsage, Fee, FeeKind, InvoiceTotals, Life, Run, RunReason, SubscriptionCharge,
-    charge_buckets, charge_fees, charges_share, commitment_fee, due_runs, subscription_fee,
+    charge_buckets, charge_fees, charges_share, commitment_fee, due_runs, next_due,
+    subscription_fee,
 };
 use tally_core::currency::Currency;
 use tally_core::customer::Customer;
@@ -82,20 +83,28 @@ pub(super) fn apply_lifecycle(conn: &Connection, now_at: Timestamp) -> StoreResu
     Ok(())
 }
 
-/// Subscriptions that may owe a run: active ones, and terminated ones not billed up to their end.
-pub(super) fn candidates(conn: &Connection) -> StoreResult<Vec<i64>> {
+/// Subscriptions that may owe something at `now_at`: those whose next run is due (or unknown, after
+/// a change), and the active ones on plans with usage thresholds, whose usage is checked at every
+/// tick.
+pub(super) fn candidates(conn: &Connection, now_at: Timestamp) -> StoreResult<Vec<i64>> {
     let mut stmt = conn.prepare(
-        "SELECT s.seq FROM subscriptions s
-         WHERE s.status = 'active'
-            OR (s.status = 'terminated' AND s.started_at IS NOT NULL
-                AND s.terminated_at > COALESCE((SELECT MAX(boundary) FROM billing_runs r WHERE r.subscription = s.seq), -1))
-         ORDER BY s.seq",
+        "SELECT seq FROM subscriptions
+         WHERE status IN ('active', 'terminated') AND next_due_at <= ?1
+         UNION
+         SELECT seq FROM subscriptions
+         WHERE status = 'active'
+           AND plan IN (SELECT DISTINCT plan FROM usage_thresholds WHERE deleted_at IS NULL)
+         ORDER BY 1",
     )?;
     let seqs = stmt
-        .query_map([], |row| row.get(0))?
+        .query_map([now_at.micros()], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(seqs)
 }
+
+/// How far ahead a subscription's next run is looked for: past the longest period and trial that
+/// matter; a subscription with no run by then is visited again then.
+const NEXT_DUE_HORIZON_DAYS: i64 = 800;
 
 /// What pricing a subscription needs.
 pub(super) struct Billed {
@@ -723,7 +732,14 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
         |row| row.get(0),
     )?;
     let mut created = Vec::new();
-    for run in due_runs(&schedule, &life, last.map(Timestamp::from_micros), now_at) {
+    let due = due_runs(&schedule, &life, last.map(Timestamp::from_micros), now_at);
+    // Every run due now has its row after this (claimed here or before): the latest boundary billed.
+    let billed_to = due
+        .iter()
+        .map(|run| run.boundary)
+        .max()
+        .or(last.map(Timestamp::from_micros));
+    for run in due {
         // The primary key makes the run exactly once; a run already there is skipped, not redone.
         let claimed = conn.execute(
             "INSERT OR IGNORE INTO billing_runs (subscription, boundary, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -760,6 +776,22 @@ pub(super) fn bill(conn: &Connection, seq: i64, now_at: Timestamp) -> StoreResul
         created.push(id);
     }
     created.extend(progressive::bill_thresholds(conn, seq, &billed, now_at)?);
+    // Until then, the billing clock passes this subscription by (the triggers of migration 16 reset
+    // the date when anything it depends on changes). Most periods end within a month or so; look
+    // that far first.
+    let after = |days: i64| Timestamp::from_micros(now_at.micros() + days * DAY_MICROS);
+    let horizon = after(NEXT_DUE_HORIZON_DAYS);
+    let next = match next_due(&schedule, &life, billed_to, after(35))
+        .or_else(|| next_due(&schedule, &life, billed_to, horizon))
+    {
+        Some(at) => at.micros(),
+        None if life.terminated_at.is_some() => i64::MAX,
+        None => horizon.micros(),
+    };
+    conn.execute(
+        "UPDATE subscriptions SET next_due_at = ?2 WHERE seq = ?1",
+        params![seq, next],
+    )?;
     Ok(created)
 }
 

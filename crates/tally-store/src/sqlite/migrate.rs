@@ -90,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lifetime_usage",
         include_str!("../../migrations/sqlite/0015_lifetime_usage.sql"),
     ),
+    (
+        16,
+        "next_due",
+        include_str!("../../migrations/sqlite/0016_next_due.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.

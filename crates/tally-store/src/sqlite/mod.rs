@@ -639,7 +639,10 @@ impl Store for SqliteStore {
             .write(1, move |ctx| billing::apply_lifecycle(ctx.conn, now))
             .await?;
         let mut created = self.bill_advance_charges(now).await;
-        let candidates = self.reads.read(billing::candidates).await?;
+        let candidates = self
+            .reads
+            .read(move |conn| billing::candidates(conn, now))
+            .await?;
         // Submitted together, the runs are group-committed; each stays its own savepoint, so one
         // failing subscription does not hold back the others.
         for chunk in candidates.chunks(256) {

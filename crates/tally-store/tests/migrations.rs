@@ -74,3 +74,106 @@ fn a_version_missing_below_the_newest_is_still_applied() {
         .expect("count");
     assert_eq!(index, 1);
 }
+
+/// Migration 17 fills `distinct_events` from the events already stored, as ingest would have.
+#[test]
+fn migration_17_keeps_the_values_of_stored_unique_count_events() {
+    use serde_json::{Map, Value};
+    use tally_core::event::EventDraft;
+    use tally_core::id::{Code, ExternalId};
+    use tally_core::metric::{AggregationType, MetricDefinition};
+    use tally_core::property::PropertyPath;
+    use tally_core::time::Timestamp;
+    use tally_store::{Atomicity, Store};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tally.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rows = |path: &std::path::Path| -> Vec<(String, i64, i64, String, String)> {
+        let conn = rusqlite::Connection::open(path).expect("open");
+        let mut stmt = conn
+            .prepare(
+                "SELECT subject, at, seq, value, operation FROM distinct_events
+                 ORDER BY org, metric, subject, at, seq",
+            )
+            .expect("prepare");
+        stmt.query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    };
+    runtime.block_on(async {
+        let store = SqliteStore::open(&SqliteOptions::new(&path)).expect("open");
+        let org = store.default_organization().await.expect("organization");
+        let code = Code::parse("code", "users").expect("code");
+        store
+            .create_metric(
+                org.id,
+                MetricDefinition {
+                    code: code.clone(),
+                    name: "Users".into(),
+                    description: None,
+                    aggregation: AggregationType::UniqueCount,
+                    event_type: code.clone(),
+                    field: Some(PropertyPath::key("user")),
+                    recurring: false,
+                    rounding: None,
+                    filters: Vec::new(),
+                    group_by: Default::default(),
+                    event_from: None,
+                },
+            )
+            .await
+            .expect("metric");
+        let events = (0..50)
+            .map(|i| {
+                let mut properties = Map::new();
+                properties.insert("user".into(), Value::from(format!("u{}", i % 7)));
+                EventDraft {
+                    source: None,
+                    transaction_id: ExternalId::parse("id", &format!("e{i}")).expect("id"),
+                    code: code.clone(),
+                    subject: Some(
+                        ExternalId::parse("subject", &format!("c{}", i % 3)).expect("subject"),
+                    ),
+                    external_subscription_id: None,
+                    timestamp: Some(Timestamp::from_seconds(1_767_225_600 + i * 60)),
+                    properties,
+                    precise_total_amount_cents: None,
+                }
+                .prepare(
+                    org.id,
+                    org.identifier_case,
+                    Timestamp::from_seconds(1_767_225_600),
+                )
+            })
+            .collect();
+        store
+            .record_events(org.id, events, Atomicity::AllOrNothing)
+            .await
+            .expect("events");
+        store.close().await;
+    });
+    let live = rows(&path);
+    assert_eq!(live.len(), 50);
+    // The same database as it was before version 17.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch(
+        "DELETE FROM schema_migrations WHERE version = 17; DROP TABLE distinct_events;",
+    )
+    .expect("go back to version 16");
+    drop(conn);
+    assert_eq!(SqliteStore::migrate(&path).expect("migrate"), 1);
+    assert_eq!(rows(&path), live);
+}

@@ -95,7 +95,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "next_due",
         include_str!("../../migrations/sqlite/0016_next_due.sql"),
     ),
+    (
+        17,
+        "distinct_events",
+        include_str!("../../migrations/sqlite/0017_distinct_events.sql"),
+    ),
 ];
+
+/// Work a migration needs beyond its SQL, run in the same transaction right after it: data only
+/// tally's Rust code can compute.
+fn data_step(version: i64, conn: &Connection) -> StoreResult<()> {
+    match version {
+        17 => super::rollups::backfill_distinct(conn),
+        _ => Ok(()),
+    }
+}
 
 /// The latest schema version this build knows.
 pub fn latest_version() -> i64 {
@@ -168,6 +182,9 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<usize> {
     for (version, name, sql) in pending {
         let tx = conn.transaction()?;
         tx.execute_batch(sql).map_err(|e| {
+            StoreError::Database(format!("migration {version} ({name}) failed: {e}"))
+        })?;
+        data_step(*version, &tx).map_err(|e| {
             StoreError::Database(format!("migration {version} ({name}) failed: {e}"))
         })?;
         tx.execute(

@@ -5,6 +5,10 @@
 //! before the group commits, so a rolled-back job leaves no rollup behind, many requests for the same
 //! customer and minute cost one row write, and an acknowledged event is visible to the next query.
 //! Rebuilding recomputes the same rows from raw events.
+//!
+//! Unique counts cannot be merged into a state: each event's value is kept instead, in
+//! `distinct_events`, written with the rollups and keyed by subject so that a customer's period is one
+//! range of rows (migration 17).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -13,7 +17,7 @@ use rusqlite::{Connection, Row, params};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use tally_core::aggregation::{AggState, Latest};
-use tally_core::metric::Reading;
+use tally_core::metric::{AggregationType, Operation, Reading};
 use tally_core::time::Timestamp;
 
 use super::billable_metrics;
@@ -37,10 +41,32 @@ pub(super) struct RollupKey {
     group_key: String,
 }
 
-/// Aggregates not yet merged into stored rows.
+/// One event's value for one unique-count metric.
+struct DistinctRow {
+    org: i64,
+    metric: i64,
+    subject: String,
+    at: Timestamp,
+    seq: i64,
+    subscription: String,
+    group_key: String,
+    value: String,
+    operation: Operation,
+}
+
+/// Aggregates (and unique-count values) not yet written to stored rows.
 #[derive(Default)]
 pub(super) struct RollupBuffer {
     states: HashMap<RollupKey, AggState>,
+    distinct: Vec<DistinctRow>,
+}
+
+/// The stored name of a unique-count operation.
+pub(super) fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Add => "add",
+        Operation::Remove => "remove",
+    }
 }
 
 impl RollupBuffer {
@@ -56,6 +82,19 @@ impl RollupBuffer {
         at: Timestamp,
         seq: i64,
     ) -> StoreResult<()> {
+        if let Some((value, operation)) = &reading.distinct {
+            self.distinct.push(DistinctRow {
+                org,
+                metric,
+                subject: subject.to_owned(),
+                at,
+                seq,
+                subscription: subscription.to_owned(),
+                group_key: reading.group.as_str().to_owned(),
+                value: value.clone(),
+                operation: *operation,
+            });
+        }
         let bucket = at.seconds().div_euclid(MINUTE) * MINUTE;
         let key = RollupKey {
             org,
@@ -75,7 +114,7 @@ impl RollupBuffer {
 
     /// Tells whether nothing is buffered.
     pub(crate) fn is_empty(&self) -> bool {
-        self.states.is_empty()
+        self.states.is_empty() && self.distinct.is_empty()
     }
 
     /// Moves every state of `other` into this buffer.
@@ -83,6 +122,7 @@ impl RollupBuffer {
         for (key, state) in other.states {
             merge_into(&mut self.states, key, &state)?;
         }
+        self.distinct.extend(other.distinct);
         Ok(())
     }
 
@@ -116,6 +156,24 @@ impl RollupBuffer {
                     THEN excluded.latest_at ELSE latest_at END,
                 weighted = tally_decimal_add(weighted, excluded.weighted)",
         )?;
+        let mut insert_distinct = conn.prepare_cached(
+            "INSERT OR IGNORE INTO distinct_events (org, metric, subject, at, seq, subscription,
+                group_key, value, operation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for row in self.distinct.drain(..) {
+            insert_distinct.execute(params![
+                row.org,
+                row.metric,
+                row.subject,
+                row.at.micros(),
+                row.seq,
+                row.subscription,
+                row.group_key,
+                row.value,
+                operation_name(row.operation),
+            ])?;
+        }
         let written = self.states.len() + hours.len();
         for (key, state) in self.states.drain().chain(hours) {
             let latest = state.latest;
@@ -265,6 +323,10 @@ pub(super) fn rebuild_event_type(
             "DELETE FROM rollups WHERE org = ?1 AND metric = ?2",
             params![org, seq],
         )?;
+        conn.execute(
+            "DELETE FROM distinct_events WHERE org = ?1 AND metric = ?2",
+            params![org, seq],
+        )?;
     }
     let mut buffer = RollupBuffer::default();
     let mut customers = CustomerCheck::new(org);
@@ -333,6 +395,10 @@ pub(super) fn rebuild_all(conn: &Connection, org: i64) -> StoreResult<RebuildRep
         "DELETE FROM rollups WHERE org = ?1 AND metric NOT IN (SELECT seq FROM billable_metrics WHERE org = ?1 AND deleted_at IS NULL)",
         [org],
     )?;
+    conn.execute(
+        "DELETE FROM distinct_events WHERE org = ?1 AND metric NOT IN (SELECT seq FROM billable_metrics WHERE org = ?1 AND deleted_at IS NULL)",
+        [org],
+    )?;
     let mut codes: Vec<String> = {
         let mut stmt = conn.prepare("SELECT DISTINCT code FROM events WHERE org = ?1")?;
         stmt.query_map([org], |row| row.get(0))?
@@ -356,6 +422,29 @@ pub(super) fn rebuild_all(conn: &Connection, org: i64) -> StoreResult<RebuildRep
         rows: after.len() as u64,
         rows_changed: changed as u64,
     })
+}
+
+/// Fills `distinct_events` from stored events for every live unique-count metric (migration 17): the
+/// rollups of their event codes are rebuilt, which writes the values as ingest would have.
+pub(super) fn backfill_distinct(conn: &Connection) -> StoreResult<()> {
+    let orgs: Vec<i64> = {
+        let mut stmt = conn.prepare("SELECT seq FROM organizations ORDER BY seq")?;
+        stmt.query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for org in orgs {
+        let mut codes: Vec<String> = billable_metrics::all(conn, org)?
+            .into_iter()
+            .filter(|(_, m)| m.definition.aggregation == AggregationType::UniqueCount)
+            .map(|(_, m)| m.definition.event_type.as_str().to_owned())
+            .collect();
+        codes.sort();
+        codes.dedup();
+        for code in codes {
+            rebuild_event_type(conn, org, &code)?;
+        }
+    }
+    Ok(())
 }
 
 /// Every rollup row of an organization, in key order.

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use tally_core::aggregation::{AggState, DistinctEvent, unique_count};
 use tally_core::billing::{GroupAggregate, GroupUsage};
 use tally_core::error::{Reason, ValidationErrors};
-use tally_core::metric::{AggregationType, GroupKey, MetricDefinition};
+use tally_core::metric::{AggregationType, GroupKey, MetricDefinition, Operation};
 use tally_core::time::Timestamp;
 use tally_core::window::{Source, decompose_windows, window_index, window_start, windows};
 
@@ -97,7 +97,7 @@ pub(super) fn query(conn: &Connection, org: i64, q: &UsageQuery) -> StoreResult<
         by_subject: q.group_by_subject || !q.subjects.is_empty(),
     };
     let rows = if definition.aggregation == AggregationType::UniqueCount {
-        unique_rows(conn, org, &definition, q, &cuts, &projection)?
+        unique_rows(conn, org, metric_seq, &definition, q, &cuts, &projection)?
     } else {
         state_rows(conn, org, metric_seq, &definition, q, &cuts, &projection)?
     };
@@ -242,6 +242,48 @@ fn raw_events(
     Ok(())
 }
 
+/// Visits the unique-count values of a metric in `[from, to)` within `scope` (as `raw_events` would
+/// read them from events, from `distinct_events`: one range of its key per subject):
+/// `visit(subject, at, seq, group_key, value, operation)`.
+fn distinct_values(
+    conn: &Connection,
+    org: i64,
+    metric_seq: i64,
+    (from, to): (Timestamp, Timestamp),
+    scope: Scope<'_>,
+    mut visit: impl FnMut(&str, Timestamp, i64, &str, String, Operation) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let mut args = vec![
+        SqlValue::Integer(org),
+        SqlValue::Integer(metric_seq),
+        SqlValue::Integer(from.micros()),
+        SqlValue::Integer(to.micros()),
+    ];
+    let filter = scope.clause(&mut args, Table::Rollups, "subject", "subscription");
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT subject, at, seq, group_key, value, operation FROM distinct_events
+         WHERE org = ? AND metric = ? AND at >= ? AND at < ?{filter}"
+    ))?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    while let Some(row) = rows.next()? {
+        let subject: String = row.get(0)?;
+        let group_key: String = row.get(3)?;
+        let operation = match row.get::<_, String>(5)?.as_str() {
+            "remove" => Operation::Remove,
+            _ => Operation::Add,
+        };
+        visit(
+            &subject,
+            Timestamp::from_micros(row.get(1)?),
+            row.get(2)?,
+            &group_key,
+            row.get(4)?,
+            operation,
+        )?;
+    }
+    Ok(())
+}
+
 fn state_rows(
     conn: &Connection,
     org: i64,
@@ -330,9 +372,11 @@ fn state_rows(
         .collect())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn unique_rows(
     conn: &Connection,
     org: i64,
+    metric_seq: i64,
     definition: &MetricDefinition,
     q: &UsageQuery,
     cuts: &[(Timestamp, Timestamp)],
@@ -340,32 +384,50 @@ fn unique_rows(
 ) -> StoreResult<HashMap<RowKey, Decimal>> {
     let mut values: HashMap<RowKey, Vec<DistinctEvent>> = HashMap::new();
     let range = (cuts[0].0, cuts[cuts.len() - 1].1);
-    raw_events(
-        conn,
-        org,
-        definition.event_type.as_str(),
-        range,
-        Scope::Subjects(&q.subjects),
-        |seq, subject, at, props| {
-            let Ok(Some(reading)) = definition.read(props, at) else {
-                return Ok(());
-            };
-            let (Some(window), Some((value, operation))) =
-                (window_index(cuts, at), reading.distinct)
-            else {
-                return Ok(());
-            };
-            if let Some(key) = projection.key(window, subject, reading.group.as_str()) {
-                values.entry(key).or_default().push(DistinctEvent {
-                    at,
-                    seq,
-                    value,
-                    operation,
-                });
-            }
-            Ok(())
-        },
-    )?;
+    let mut add = |subject: &str, at: Timestamp, seq: i64, group: &str, value, operation| {
+        if let Some(window) = window_index(cuts, at)
+            && let Some(key) = projection.key(window, subject, group)
+        {
+            values.entry(key).or_default().push(DistinctEvent {
+                at,
+                seq,
+                value,
+                operation,
+            });
+        }
+        Ok(())
+    };
+    if q.subjects.is_empty() {
+        // Every subject: the events' (code, time) index reads the range once.
+        raw_events(
+            conn,
+            org,
+            definition.event_type.as_str(),
+            range,
+            Scope::Subjects(&q.subjects),
+            |seq, subject, at, props| match definition.read(props, at) {
+                Ok(Some(reading)) => match reading.distinct {
+                    Some((value, operation)) => {
+                        add(subject, at, seq, reading.group.as_str(), value, operation)
+                    }
+                    None => Ok(()),
+                },
+                _ => Ok(()),
+            },
+        )?;
+    } else {
+        // Some subjects: their own ranges of the kept values.
+        distinct_values(
+            conn,
+            org,
+            metric_seq,
+            range,
+            Scope::Subjects(&q.subjects),
+            |subject, at, seq, group, value, operation| {
+                add(subject, at, seq, group, value, operation)
+            },
+        )?;
+    }
     Ok(values
         .into_iter()
         .map(|(key, events)| (key, Decimal::from(unique_count(&events, false))))
@@ -389,12 +451,15 @@ pub(super) fn groups(
     let code = definition.event_type.as_str();
     if definition.aggregation == AggregationType::UniqueCount {
         let mut values: HashMap<String, Vec<DistinctEvent>> = HashMap::new();
-        raw_events(conn, org, code, (from, to), scope, |seq, _, at, props| {
-            if let Ok(Some(reading)) = definition.read(props, at)
-                && let Some((value, operation)) = reading.distinct
-            {
+        distinct_values(
+            conn,
+            org,
+            metric_seq,
+            (from, to),
+            scope,
+            |_, at, seq, group, value, operation| {
                 values
-                    .entry(reading.group.as_str().to_owned())
+                    .entry(group.to_owned())
                     .or_default()
                     .push(DistinctEvent {
                         at,
@@ -402,9 +467,9 @@ pub(super) fn groups(
                         value,
                         operation,
                     });
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         return Ok(values
             .into_iter()
             .map(|(key, events)| GroupUsage {

@@ -488,12 +488,10 @@ async fn an_event_at_the_instant_a_subscription_ends_is_billed_once() {
     app.shutdown().await;
 }
 
-/// The billing clock visits a subscription again when its next run is due, and at once when what
-/// its periods depend on changes: here the customer's time zone moves April 1st in Auckland
-/// (UTC+13) to 11:00 UTC on March 31st, before the date the clock had noted.
-#[tokio::test]
-async fn a_time_zone_change_brings_the_next_run_forward() {
-    let app = spawn_simulated("2026-03-01T00:00:00Z").await;
+/// A server whose clock starts at `start`, where customer `acme` (UTC) subscribes then to `basic`,
+/// 31.00 a month in arrears.
+async fn basic_subscription(start: &str) -> TestApp {
+    let app = spawn_simulated(start).await;
     app.post_ok(
         "/api/v1/plans",
         json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
@@ -508,9 +506,18 @@ async fn a_time_zone_change_brings_the_next_run_forward() {
     app.post_ok(
         "/api/v1/subscriptions",
         json!({"subscription": {"external_customer_id": "acme", "external_id": "sub",
-            "plan_code": "basic", "subscription_at": "2026-03-01T00:00:00Z"}}),
+            "plan_code": "basic"}}),
     )
     .await;
+    app
+}
+
+/// The billing clock visits a subscription again when its next run is due, and at once when what
+/// its periods depend on changes: here the customer's time zone moves April 1st in Auckland
+/// (UTC+13) to 11:00 UTC on March 31st, before the date the clock had noted.
+#[tokio::test]
+async fn a_time_zone_change_brings_the_next_run_forward() {
+    let app = basic_subscription("2026-03-01T00:00:00Z").await;
     // Billed once (nothing due): the next run is noted for April 1st 00:00 UTC.
     assert!(app.advance("2026-03-02T00:00:00Z").await.is_empty());
     app.post_ok(
@@ -534,24 +541,7 @@ async fn a_time_zone_change_brings_the_next_run_forward() {
 /// A plan whose interval changes moves its subscriptions' next run with it.
 #[tokio::test]
 async fn a_plan_interval_change_brings_the_next_run_forward() {
-    let app = spawn_simulated("2026-03-04T00:00:00Z").await;
-    app.post_ok(
-        "/api/v1/plans",
-        json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
-            "amount_cents": 3100, "amount_currency": "USD", "pay_in_advance": false}}),
-    )
-    .await;
-    app.post_ok(
-        "/api/v1/customers",
-        json!({"customer": {"external_id": "acme", "timezone": "UTC"}}),
-    )
-    .await;
-    app.post_ok(
-        "/api/v1/subscriptions",
-        json!({"subscription": {"external_customer_id": "acme", "external_id": "sub",
-            "plan_code": "basic"}}),
-    )
-    .await;
+    let app = basic_subscription("2026-03-04T00:00:00Z").await;
     assert!(app.advance("2026-03-05T00:00:00Z").await.is_empty());
     let reply = app
         .put_json(

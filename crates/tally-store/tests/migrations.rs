@@ -75,9 +75,9 @@ fn a_version_missing_below_the_newest_is_still_applied() {
     assert_eq!(index, 1);
 }
 
-/// Migration 17 fills `distinct_events` from the events already stored, as ingest would have.
+/// Migrations 17 and 18 fill `event_values` from the events already stored, as ingest would have.
 #[test]
-fn migration_17_keeps_the_values_of_stored_unique_count_events() {
+fn migrations_17_and_18_keep_the_values_of_stored_unique_count_events() {
     use serde_json::{Map, Value};
     use tally_core::event::EventDraft;
     use tally_core::id::{Code, ExternalId};
@@ -96,7 +96,7 @@ fn migration_17_keeps_the_values_of_stored_unique_count_events() {
         let conn = rusqlite::Connection::open(path).expect("open");
         let mut stmt = conn
             .prepare(
-                "SELECT subject, at, seq, value, operation FROM distinct_events
+                "SELECT subject, at, seq, value, operation FROM event_values
                  ORDER BY org, metric, subject, at, seq",
             )
             .expect("prepare");
@@ -170,10 +170,11 @@ fn migration_17_keeps_the_values_of_stored_unique_count_events() {
     // The same database as it was before version 17.
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
-        "DELETE FROM schema_migrations WHERE version = 17; DROP TABLE distinct_events;",
+        "DELETE FROM schema_migrations WHERE version IN (17, 18); DROP TABLE event_values;
+         ALTER TABLE billable_metrics DROP COLUMN keeps_event_values;",
     )
     .expect("go back to version 16");
     drop(conn);
-    assert_eq!(SqliteStore::migrate(&path).expect("migrate"), 1);
+    assert_eq!(SqliteStore::migrate(&path).expect("migrate"), 2);
     assert_eq!(rows(&path), live);
 }

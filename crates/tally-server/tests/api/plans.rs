@@ -226,3 +226,37 @@ async fn a_minimum_commitment_is_kept_changed_and_removed() {
     removed.assert_status(200);
     assert_eq!(removed.json()["plan"]["minimum_commitment"], Value::Null);
 }
+
+/// A charge sent without its id replaces the plan's charges as a new charge, even when it takes the
+/// code of the charge it replaces.
+#[tokio::test]
+async fn a_new_charge_may_take_the_code_of_the_one_it_replaces() {
+    let app = spawn_app().await;
+    let metric = app
+        .create_metric(json!({"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}))
+        .await;
+    let created = app
+        .post_ok(
+            "/api/v1/plans",
+            json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 0,
+                "amount_currency": "USD", "pay_in_advance": false,
+                "charges": [{"billable_metric_id": metric["lago_id"], "charge_model": "standard",
+                    "properties": {"amount": "1"}}]}}),
+        )
+        .await;
+    let old = created["plan"]["charges"][0]["lago_id"].clone();
+    let reply = app
+        .put_json(
+            "/api/v1/plans/p",
+            &json!({"plan": {"charges": [{"billable_metric_id": metric["lago_id"],
+                "charge_model": "standard", "properties": {"amount": "2"}}]}}),
+            &app.admin_key,
+        )
+        .await;
+    reply.assert_status(200);
+    let charges = reply.json()["plan"]["charges"].clone();
+    assert_eq!(charges.as_array().expect("charges").len(), 1);
+    assert_eq!(charges[0]["code"], "calls");
+    assert_eq!(charges[0]["properties"]["amount"], "2");
+    assert_ne!(charges[0]["lago_id"], old);
+}

@@ -127,7 +127,7 @@ async fn rebuilt_rollups_equal_live_rollups() {
     assert_eq!(rebuilt, live);
 }
 
-/// Unique counts read the kept values (`distinct_events`) when subjects are named and raw events when
+/// Unique counts read the kept values (`event_values`) when subjects are named and raw events when
 /// all are asked for: both must count the same, window by window, with removals, events before and
 /// after a metric change, and subjects with and without events.
 #[tokio::test]
@@ -188,4 +188,67 @@ async fn kept_unique_values_count_as_raw_events_do() {
         compared += want.len();
     }
     assert!(compared > 50, "a real comparison: {compared} windows");
+}
+
+/// A percentage charge with per-event terms prices each event on its own; its metric keeps its events'
+/// values once a plan needs them, filled from the events already stored when the plan changes to
+/// such a charge, and kept at ingest after that.
+#[tokio::test]
+async fn a_percentage_charge_prices_kept_values_per_event() {
+    let app = crate::helpers::spawn_simulated("2026-03-01T00:00:00Z").await;
+    let metric = app
+        .create_metric(json!({"name": "Payments", "code": "payments",
+            "aggregation_type": "sum_agg", "field_name": "amount"}))
+        .await;
+    app.post_ok(
+        "/api/v1/plans",
+        json!({"plan": {"name": "Fees", "code": "fees", "interval": "monthly",
+            "amount_cents": 0, "amount_currency": "USD", "pay_in_advance": false,
+            "charges": [{"billable_metric_id": metric["lago_id"], "charge_model": "standard",
+                "properties": {"amount": "0"}}]}}),
+    )
+    .await;
+    app.create_customer("acme").await;
+    app.post_ok(
+        "/api/v1/subscriptions",
+        json!({"subscription": {"external_customer_id": "acme", "external_id": "sub",
+            "plan_code": "fees", "subscription_at": "2026-03-01T00:00:00Z"}}),
+    )
+    .await;
+    let pay = |id: &str, amount: &str, day: u32| {
+        json!({"transaction_id": id, "external_subscription_id": "sub", "code": "payments",
+            "timestamp": format!("2026-03-{day:02}T12:00:00Z"), "properties": {"amount": amount}})
+    };
+    for (id, amount, day) in [("p1", "10", 2), ("p2", "100", 3), ("p3", "1000", 4)] {
+        app.send_event(pay(id, amount, day)).await;
+    }
+    // Another customer's payments are not acme's.
+    app.create_customer("other").await;
+    app.send_event(
+        json!({"transaction_id": "o1", "external_customer_id": "other",
+        "code": "payments", "timestamp": "2026-03-03T00:00:00Z", "properties": {"amount": "500"}}),
+    )
+    .await;
+    let reply = app
+        .put_json(
+            "/api/v1/plans/fees",
+            &json!({"plan": {"charges": [{"billable_metric_id": metric["lago_id"],
+                "charge_model": "percentage", "properties": {"rate": "2.9",
+                    "per_transaction_min_amount": "0.50", "per_transaction_max_amount": "20"}}]}}),
+            &app.admin_key,
+        )
+        .await;
+    reply.assert_status(200);
+    app.send_event(pay("p4", "5", 5)).await;
+    app.advance("2026-03-10T00:00:00Z").await;
+    let usage = app
+        .get(
+            "/api/v1/customers/acme/current_usage?external_subscription_id=sub",
+            &app.read_key,
+        )
+        .await;
+    usage.assert_status(200);
+    // 2.9 % of each payment, between 0.50 and 20.00: 10 → 0.29 → 0.50; 100 → 2.90;
+    // 1000 → 29.00 → 20.00; 5 → 0.145 → 0.50. 23.90 in all.
+    assert_eq!(usage.json()["customer_usage"]["amount_cents"], 2_390);
 }

@@ -164,6 +164,33 @@ pub(super) fn reading(
     Ok(rows)
 }
 
+/// The live metrics reading `event_type` that keep their events' values for percentage charges
+/// (`keeps_event_values`; unique counts keep theirs regardless).
+pub(super) fn keeping_values(
+    conn: &Connection,
+    org: i64,
+    event_type: &str,
+) -> StoreResult<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq FROM billable_metrics
+         WHERE org = ?1 AND event_type = ?2 AND deleted_at IS NULL AND keeps_event_values = 1",
+    )?;
+    let seqs = stmt
+        .query_map(params![org, event_type], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(seqs)
+}
+
+/// Whether a metric's events' values are kept (`event_values`): unique counts always, others once a
+/// charge needs them.
+pub(super) fn keeps_values(conn: &Connection, metric: i64) -> StoreResult<bool> {
+    Ok(conn.query_row(
+        "SELECT keeps_event_values = 1 OR aggregation = ?2 FROM billable_metrics WHERE seq = ?1",
+        params![metric, AggregationType::UniqueCount.storage_name()],
+        |row| row.get(0),
+    )?)
+}
+
 /// Every live metric of the organization with its compact id.
 pub(super) fn all(conn: &Connection, org: i64) -> StoreResult<Vec<(i64, Metric)>> {
     let mut stmt = conn.prepare(&format!(

@@ -301,7 +301,9 @@ fn price_charge(
             .iter()
             .any(|(_, f)| f.model.needs_event_values())
     {
-        bucket_event_values(conn, billed, charge, definition, &buckets, events)?
+        bucket_event_values(
+            conn, billed, metric_seq, charge, definition, &buckets, events,
+        )?
     } else {
         vec![None; buckets.len()]
     };
@@ -323,6 +325,7 @@ fn price_charge(
 fn bucket_event_values(
     conn: &Connection,
     billed: &Billed,
+    metric_seq: i64,
     charge: &Charge,
     definition: &tally_core::metric::MetricDefinition,
     buckets: &[BucketUsage],
@@ -331,6 +334,7 @@ fn bucket_event_values(
     let events = usage::event_values(
         conn,
         billed.org,
+        metric_seq,
         definition,
         billed.scope(),
         (span.from, span.to),
@@ -1384,7 +1388,9 @@ fn price_all(
     )
     .map_err(overflow)?;
     let values = if charge.terms.model.needs_event_values() {
-        bucket_event_values(conn, billed, charge, definition, &buckets, events)?
+        bucket_event_values(
+            conn, billed, metric_seq, charge, definition, &buckets, events,
+        )?
     } else {
         vec![None; buckets.len()]
     };

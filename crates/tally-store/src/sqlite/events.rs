@@ -153,6 +153,7 @@ pub(super) fn record(
     events: Vec<NewEvent>,
 ) -> StoreResult<Vec<EventOutcome>> {
     let mut metrics: HashMap<String, Vec<(i64, MetricDefinition)>> = HashMap::new();
+    let mut keeping: HashMap<String, Vec<i64>> = HashMap::new();
     let mut customers = CustomerCheck::new(org);
     let mut insert_key = conn.prepare_cached(
         "INSERT INTO event_keys (generation, key_hash, payload_hash, event_id) VALUES (?1, ?2, ?3, ?4)",
@@ -186,6 +187,10 @@ pub(super) fn record(
         let code = event.code.as_str();
         if !metrics.contains_key(code) {
             metrics.insert(code.to_owned(), billable_metrics::reading(conn, org, code)?);
+            keeping.insert(
+                code.to_owned(),
+                billable_metrics::keeping_values(conn, org, code)?,
+            );
         }
         let subscription = event.external_subscription_id.as_ref().map(|s| s.as_str());
         let Assessment {
@@ -224,6 +229,7 @@ pub(super) fn record(
         let generation = generation_of(seq);
         insert_key.execute(params![generation, event.key_hash, event.payload_hash, seq])?;
         keys.insert(event.key_hash, generation);
+        let keeps = keeping.get(code).map_or(&[][..], Vec::as_slice);
         for (metric, reading) in &readings {
             rollups.add(
                 org,
@@ -233,6 +239,7 @@ pub(super) fn record(
                 reading,
                 event.timestamp,
                 seq,
+                keeps.contains(metric),
             )?;
         }
         let (code, subject, subscription) = (

@@ -100,13 +100,19 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "distinct_events",
         include_str!("../../migrations/sqlite/0017_distinct_events.sql"),
     ),
+    (
+        18,
+        "event_values",
+        include_str!("../../migrations/sqlite/0018_event_values.sql"),
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it: data only
 /// tally's Rust code can compute.
 fn data_step(version: i64, conn: &Connection) -> StoreResult<()> {
     match version {
-        17 => super::rollups::backfill_distinct(conn),
+        // Version 18 renames the table and fills it, for unique counts and percentage charges alike.
+        18 => super::plans::backfill_event_values(conn),
         _ => Ok(()),
     }
 }

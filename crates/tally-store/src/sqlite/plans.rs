@@ -335,7 +335,19 @@ fn write_charges(
         stmt.query_map([plan], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?
     };
-    let mut kept = Vec::new();
+    // Charges left out go first, so a new charge may take the code of one it replaces.
+    let sent: Vec<String> = charges
+        .iter()
+        .filter_map(|c| c.id.map(|id| id.0.to_string()))
+        .collect();
+    for (seq, id) in &existing {
+        if !sent.contains(id) {
+            conn.execute(
+                "UPDATE charges SET deleted_at = ?2 WHERE seq = ?1",
+                params![seq, at],
+            )?;
+        }
+    }
     for (position, (charge, metric)) in charges.iter().zip(metrics).enumerate() {
         let t = &charge.terms;
         let known = charge.id.and_then(|id| {
@@ -395,7 +407,6 @@ fn write_charges(
                 conn.last_insert_rowid()
             }
         };
-        kept.push(seq);
         if let Some(codes) = &charge.tax_codes {
             let id: String =
                 conn.query_row("SELECT id FROM charges WHERE seq = ?1", [seq], |row| {
@@ -420,11 +431,84 @@ fn write_charges(
             )?;
         }
     }
-    for (seq, _) in existing.iter().filter(|(seq, _)| !kept.contains(seq)) {
-        conn.execute(
-            "UPDATE charges SET deleted_at = ?2 WHERE seq = ?1",
-            params![seq, at],
+    Ok(())
+}
+
+/// Flags the metrics whose events a plan's charges price one by one (percentage charges with per-event
+/// terms, on the charge or a filter) as keeping their values, and fills `event_values` for each metric
+/// newly flagged, in the plan write's transaction. Flags are never cleared: a metric that stops
+/// needing them keeps costing one row per event, which is safe.
+fn keep_event_values(conn: &Connection, org: i64, plan: i64) -> StoreResult<()> {
+    let mut codes: Vec<String> = Vec::new();
+    for charge in charges_of(conn, plan)? {
+        let needs = charge.terms.model.needs_event_values()
+            || charge
+                .filters
+                .iter()
+                .any(|(_, f)| f.model.needs_event_values());
+        if !needs {
+            continue;
+        }
+        let flagged = conn.execute(
+            "UPDATE billable_metrics SET keeps_event_values = 1
+             WHERE id = ?1 AND keeps_event_values = 0",
+            [charge.metric_id.0.to_string()],
         )?;
+        if flagged > 0 {
+            let code: String = conn.query_row(
+                "SELECT event_type FROM billable_metrics WHERE id = ?1",
+                [charge.metric_id.0.to_string()],
+                |row| row.get(0),
+            )?;
+            codes.push(code);
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    for code in codes {
+        super::rollups::rebuild_event_type(conn, org, &code)?;
+    }
+    Ok(())
+}
+
+/// Fills `event_values` for what is stored when migration 18 runs: flags the metrics the live plans'
+/// charges need values of, and rebuilds the rollups (and values) of every code read by a flagged or
+/// unique-count metric.
+pub(super) fn backfill_event_values(conn: &Connection) -> StoreResult<()> {
+    let plans: Vec<(i64, i64)> = {
+        let mut stmt = conn.prepare("SELECT org, seq FROM plans WHERE deleted_at IS NULL")?;
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for (_, plan) in &plans {
+        for charge in charges_of(conn, *plan)? {
+            if charge.terms.model.needs_event_values()
+                || charge
+                    .filters
+                    .iter()
+                    .any(|(_, f)| f.model.needs_event_values())
+            {
+                conn.execute(
+                    "UPDATE billable_metrics SET keeps_event_values = 1 WHERE id = ?1",
+                    [charge.metric_id.0.to_string()],
+                )?;
+            }
+        }
+    }
+    let codes: Vec<(i64, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT org, event_type FROM billable_metrics
+             WHERE deleted_at IS NULL AND (keeps_event_values = 1 OR aggregation = ?1)
+             ORDER BY org, event_type",
+        )?;
+        stmt.query_map(
+            [tally_core::metric::AggregationType::UniqueCount.storage_name()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?
+    };
+    for (org, code) in codes {
+        super::rollups::rebuild_event_type(conn, org, &code)?;
     }
     Ok(())
 }
@@ -470,6 +554,7 @@ pub(super) fn create(conn: &Connection, org: i64, draft: &PlanDraft) -> StoreRes
     )?;
     let seq = conn.last_insert_rowid();
     write_charges(conn, org, seq, &draft.charges, &metrics)?;
+    keep_event_values(conn, org, seq)?;
     write_thresholds(conn, seq, &draft.usage_thresholds)?;
     let plan = by_code(conn, org, t.code.as_str())?;
     if let Some(codes) = &draft.tax_codes {
@@ -518,6 +603,7 @@ pub(super) fn update(
         ],
     )?;
     write_charges(conn, org, seq, &draft.charges, &metrics)?;
+    keep_event_values(conn, org, seq)?;
     write_thresholds(conn, seq, &draft.usage_thresholds)?;
     let plan = by_code(conn, org, t.code.as_str())?;
     if let Some(codes) = &draft.tax_codes {

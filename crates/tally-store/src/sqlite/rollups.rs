@@ -6,9 +6,9 @@
 //! customer and minute cost one row write, and an acknowledged event is visible to the next query.
 //! Rebuilding recomputes the same rows from raw events.
 //!
-//! Unique counts cannot be merged into a state: each event's value is kept instead, in
-//! `distinct_events`, written with the rollups and keyed by subject so that a customer's period is one
-//! range of rows (migration 17).
+//! Unique counts, and percentage charges with per-event terms, cannot use a merged state: each event's
+//! value is kept instead, in `event_values`, written with the rollups and keyed by subject so that a
+//! customer's period is one range of rows (migrations 17 and 18).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -17,7 +17,7 @@ use rusqlite::{Connection, Row, params};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use tally_core::aggregation::{AggState, Latest};
-use tally_core::metric::{AggregationType, Operation, Reading};
+use tally_core::metric::{Operation, Reading};
 use tally_core::time::Timestamp;
 
 use super::billable_metrics;
@@ -41,8 +41,8 @@ pub(super) struct RollupKey {
     group_key: String,
 }
 
-/// One event's value for one unique-count metric.
-struct DistinctRow {
+/// One event's value for one metric that keeps them.
+struct ValueRow {
     org: i64,
     metric: i64,
     subject: String,
@@ -58,7 +58,7 @@ struct DistinctRow {
 #[derive(Default)]
 pub(super) struct RollupBuffer {
     states: HashMap<RollupKey, AggState>,
-    distinct: Vec<DistinctRow>,
+    values: Vec<ValueRow>,
 }
 
 /// The stored name of a unique-count operation.
@@ -70,7 +70,8 @@ pub(super) fn operation_name(operation: Operation) -> &'static str {
 }
 
 impl RollupBuffer {
-    /// Adds one reading of one metric to its minute bucket (hour buckets are derived at flush).
+    /// Adds one reading of one metric to its minute bucket (hour buckets are derived at flush), and
+    /// keeps the event's value when the metric is a unique count or `keeps` its values.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn add(
         &mut self,
@@ -81,9 +82,18 @@ impl RollupBuffer {
         reading: &Reading,
         at: Timestamp,
         seq: i64,
+        keeps: bool,
     ) -> StoreResult<()> {
-        if let Some((value, operation)) = &reading.distinct {
-            self.distinct.push(DistinctRow {
+        let kept = match &reading.distinct {
+            Some((value, operation)) => Some((value.clone(), *operation)),
+            None if keeps => Some((
+                reading.value.unwrap_or(Decimal::ONE).to_string(),
+                Operation::Add,
+            )),
+            None => None,
+        };
+        if let Some((value, operation)) = kept {
+            self.values.push(ValueRow {
                 org,
                 metric,
                 subject: subject.to_owned(),
@@ -91,8 +101,8 @@ impl RollupBuffer {
                 seq,
                 subscription: subscription.to_owned(),
                 group_key: reading.group.as_str().to_owned(),
-                value: value.clone(),
-                operation: *operation,
+                value,
+                operation,
             });
         }
         let bucket = at.seconds().div_euclid(MINUTE) * MINUTE;
@@ -114,7 +124,7 @@ impl RollupBuffer {
 
     /// Tells whether nothing is buffered.
     pub(crate) fn is_empty(&self) -> bool {
-        self.states.is_empty() && self.distinct.is_empty()
+        self.states.is_empty() && self.values.is_empty()
     }
 
     /// Moves every state of `other` into this buffer.
@@ -122,7 +132,7 @@ impl RollupBuffer {
         for (key, state) in other.states {
             merge_into(&mut self.states, key, &state)?;
         }
-        self.distinct.extend(other.distinct);
+        self.values.extend(other.values);
         Ok(())
     }
 
@@ -156,13 +166,13 @@ impl RollupBuffer {
                     THEN excluded.latest_at ELSE latest_at END,
                 weighted = tally_decimal_add(weighted, excluded.weighted)",
         )?;
-        let mut insert_distinct = conn.prepare_cached(
-            "INSERT OR IGNORE INTO distinct_events (org, metric, subject, at, seq, subscription,
+        let mut insert_value = conn.prepare_cached(
+            "INSERT OR IGNORE INTO event_values (org, metric, subject, at, seq, subscription,
                 group_key, value, operation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        for row in self.distinct.drain(..) {
-            insert_distinct.execute(params![
+        for row in self.values.drain(..) {
+            insert_value.execute(params![
                 row.org,
                 row.metric,
                 row.subject,
@@ -318,13 +328,14 @@ pub(super) fn rebuild_event_type(
     event_type: &str,
 ) -> StoreResult<u64> {
     let metrics = billable_metrics::reading(conn, org, event_type)?;
+    let keeping = billable_metrics::keeping_values(conn, org, event_type)?;
     for (seq, _) in &metrics {
         conn.execute(
             "DELETE FROM rollups WHERE org = ?1 AND metric = ?2",
             params![org, seq],
         )?;
         conn.execute(
-            "DELETE FROM distinct_events WHERE org = ?1 AND metric = ?2",
+            "DELETE FROM event_values WHERE org = ?1 AND metric = ?2",
             params![org, seq],
         )?;
     }
@@ -374,6 +385,7 @@ pub(super) fn rebuild_event_type(
                 reading,
                 at,
                 seq,
+                keeping.contains(metric),
             )?;
         }
         let code = issue.as_ref().map(|i| i.code().to_owned());
@@ -396,7 +408,7 @@ pub(super) fn rebuild_all(conn: &Connection, org: i64) -> StoreResult<RebuildRep
         [org],
     )?;
     conn.execute(
-        "DELETE FROM distinct_events WHERE org = ?1 AND metric NOT IN (SELECT seq FROM billable_metrics WHERE org = ?1 AND deleted_at IS NULL)",
+        "DELETE FROM event_values WHERE org = ?1 AND metric NOT IN (SELECT seq FROM billable_metrics WHERE org = ?1 AND deleted_at IS NULL)",
         [org],
     )?;
     let mut codes: Vec<String> = {
@@ -422,29 +434,6 @@ pub(super) fn rebuild_all(conn: &Connection, org: i64) -> StoreResult<RebuildRep
         rows: after.len() as u64,
         rows_changed: changed as u64,
     })
-}
-
-/// Fills `distinct_events` from stored events for every live unique-count metric (migration 17): the
-/// rollups of their event codes are rebuilt, which writes the values as ingest would have.
-pub(super) fn backfill_distinct(conn: &Connection) -> StoreResult<()> {
-    let orgs: Vec<i64> = {
-        let mut stmt = conn.prepare("SELECT seq FROM organizations ORDER BY seq")?;
-        stmt.query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?
-    };
-    for org in orgs {
-        let mut codes: Vec<String> = billable_metrics::all(conn, org)?
-            .into_iter()
-            .filter(|(_, m)| m.definition.aggregation == AggregationType::UniqueCount)
-            .map(|(_, m)| m.definition.event_type.as_str().to_owned())
-            .collect();
-        codes.sort();
-        codes.dedup();
-        for code in codes {
-            rebuild_event_type(conn, org, &code)?;
-        }
-    }
-    Ok(())
 }
 
 /// Every rollup row of an organization, in key order.

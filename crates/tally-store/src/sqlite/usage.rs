@@ -242,10 +242,11 @@ fn raw_events(
     Ok(())
 }
 
-/// Visits the unique-count values of a metric in `[from, to)` within `scope` (as `raw_events` would
-/// read them from events, from `distinct_events`: one range of its key per subject):
-/// `visit(subject, at, seq, group_key, value, operation)`.
-fn distinct_values(
+/// Visits the kept values of a metric's events (unique counts, and metrics flagged
+/// `keeps_event_values`) in `[from, to)` within `scope`, as `raw_events` would read them from events,
+/// from `event_values`: one range of its key per subject. `visit(subject, at, seq, group_key, value,
+/// operation)`.
+fn kept_values(
     conn: &Connection,
     org: i64,
     metric_seq: i64,
@@ -261,7 +262,7 @@ fn distinct_values(
     ];
     let filter = scope.clause(&mut args, Table::Rollups, "subject", "subscription");
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT subject, at, seq, group_key, value, operation FROM distinct_events
+        "SELECT subject, at, seq, group_key, value, operation FROM event_values
          WHERE org = ? AND metric = ? AND at >= ? AND at < ?{filter}"
     ))?;
     let mut rows = stmt.query(params_from_iter(args.iter()))?;
@@ -417,7 +418,7 @@ fn unique_rows(
         )?;
     } else {
         // Some subjects: their own ranges of the kept values.
-        distinct_values(
+        kept_values(
             conn,
             org,
             metric_seq,
@@ -451,7 +452,7 @@ pub(super) fn groups(
     let code = definition.event_type.as_str();
     if definition.aggregation == AggregationType::UniqueCount {
         let mut values: HashMap<String, Vec<DistinctEvent>> = HashMap::new();
-        distinct_values(
+        kept_values(
             conn,
             org,
             metric_seq,
@@ -540,33 +541,57 @@ pub(super) fn groups(
 pub(super) type EventValue = (BTreeMap<String, Option<String>>, Timestamp, i64, Decimal);
 
 /// Reads the values of each event of a metric in `scope` over `[from, to)`, in time order, per
-/// dimension group (for percentage charges priced event by event).
+/// dimension group (for percentage charges priced event by event): from `event_values` when the metric
+/// keeps them (one range per subject), else from raw events of its code.
 pub(super) fn event_values(
     conn: &Connection,
     org: i64,
+    metric_seq: i64,
     definition: &MetricDefinition,
     scope: Scope<'_>,
     span: (Timestamp, Timestamp),
 ) -> StoreResult<Vec<EventValue>> {
     let mut out = Vec::new();
-    raw_events(
-        conn,
-        org,
-        definition.event_type.as_str(),
-        span,
-        scope,
-        |seq, _, at, props| {
-            if let Ok(Some(reading)) = definition.read(props, at) {
+    if billable_metrics::keeps_values(conn, metric_seq)? {
+        kept_values(
+            conn,
+            org,
+            metric_seq,
+            span,
+            scope,
+            |_, at, seq, group, value, _| {
+                let value = value.parse::<Decimal>().map_err(|e| {
+                    StoreError::Database(format!("kept value {value} of event {seq}: {e}"))
+                })?;
                 out.push((
-                    reading.group.values(),
+                    GroupKey::from_stored(group.to_owned()).values(),
                     at,
                     seq,
-                    reading.value.unwrap_or(Decimal::ONE),
+                    value,
                 ));
-            }
-            Ok(())
-        },
-    )?;
+                Ok(())
+            },
+        )?;
+    } else {
+        raw_events(
+            conn,
+            org,
+            definition.event_type.as_str(),
+            span,
+            scope,
+            |seq, _, at, props| {
+                if let Ok(Some(reading)) = definition.read(props, at) {
+                    out.push((
+                        reading.group.values(),
+                        at,
+                        seq,
+                        reading.value.unwrap_or(Decimal::ONE),
+                    ));
+                }
+                Ok(())
+            },
+        )?;
+    }
     out.sort_by_key(|(_, at, seq, _)| (*at, *seq));
     Ok(out)
 }

@@ -260,3 +260,35 @@ async fn a_new_charge_may_take_the_code_of_the_one_it_replaces() {
     assert_eq!(charges[0]["properties"]["amount"], "2");
     assert_ne!(charges[0]["lago_id"], old);
 }
+
+/// Pay-in-advance charges on recurring metrics would need their carried-over units billed again at
+/// each period start; that is not built, so such a plan is refused with 501 and nothing is written.
+#[tokio::test]
+async fn pay_in_advance_on_a_recurring_metric_is_not_built() {
+    let app = spawn_app().await;
+    let metric = app
+        .create_metric(
+            json!({"name": "Seats", "code": "seats", "aggregation_type": "sum_agg",
+            "field_name": "n", "recurring": true}),
+        )
+        .await;
+    let reply = app
+        .post_json(
+            "/api/v1/plans",
+            &json!({"plan": {"name": "Seats", "code": "seats", "interval": "monthly",
+                "amount_cents": 0, "amount_currency": "USD", "pay_in_advance": false,
+                "charges": [{"billable_metric_id": metric["lago_id"], "charge_model": "standard",
+                    "pay_in_advance": true, "properties": {"amount": "10"}}]}}),
+            &app.admin_key,
+        )
+        .await;
+    reply.assert_status(501);
+    assert!(
+        reply.text.contains("charges.0") && reply.text.contains("not built yet"),
+        "{}",
+        reply.text
+    );
+    app.get("/api/v1/plans/seats", &app.read_key)
+        .await
+        .assert_status(404);
+}

@@ -443,6 +443,18 @@ async fn read_charges(
             min_amount_cents: nested.integer("min_amount_cents").value().unwrap_or(0),
         };
         fields.absorb(nested);
+        // Not built: units of a recurring metric carried into the next period are not billed in
+        // advance again, and advance fees are not prorated. Refused rather than billed short.
+        if terms.pay_in_advance
+            && let Some(metric) = &metric
+            && (metric.definition.recurring || terms.prorated)
+        {
+            return Err(ApiError::NotImplemented(format!(
+                "charges.{index}: pay-in-advance charges on recurring metrics or with `prorated` are \
+                 not built yet (carried-over units and prorated advance fees); bill this charge in \
+                 arrears (pay_in_advance: false)"
+            )));
+        }
         if let (Some(metric), Some(_)) = (metric, model) {
             let code = terms_code.unwrap_or_else(|| {
                 let base = metric.definition.code.to_string();

@@ -261,16 +261,15 @@ async fn a_new_charge_may_take_the_code_of_the_one_it_replaces() {
     assert_ne!(charges[0]["lago_id"], old);
 }
 
-/// Pay-in-advance charges on recurring metrics would need their carried-over units billed again at
-/// each period start; that is not built, so such a plan is refused with 501 and nothing is written.
+/// Pay-in-advance charges on recurring metrics bill their carried units again at each period start;
+/// that is built for sums, not for unique counts, so such a plan is refused with 501 and nothing is
+/// written.
 #[tokio::test]
-async fn pay_in_advance_on_a_recurring_metric_is_not_built() {
+async fn pay_in_advance_on_a_recurring_unique_count_is_not_built() {
     let app = spawn_app().await;
     let metric = app
-        .create_metric(
-            json!({"name": "Seats", "code": "seats", "aggregation_type": "sum_agg",
-            "field_name": "n", "recurring": true}),
-        )
+        .create_metric(json!({"name": "Seats", "code": "seats",
+            "aggregation_type": "unique_count_agg", "field_name": "user", "recurring": true}))
         .await;
     let reply = app
         .post_json(

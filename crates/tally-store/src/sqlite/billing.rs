@@ -37,8 +37,8 @@ use super::now;
 use super::orgs::parse_uuid;
 use super::usage::{self, Scope};
 use super::{
-    billable_metrics, coupons, credit_notes, customers, orgs, plans, progressive, subscriptions,
-    taxes, termination_credits, wallets,
+    advance_charges, billable_metrics, coupons, credit_notes, customers, orgs, plans, progressive,
+    subscriptions, taxes, termination_credits, wallets,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
@@ -204,7 +204,7 @@ impl Billed {
         self.life().map(|life| life.events_start())
     }
 
-    fn scope(&self) -> Scope<'_> {
+    pub(super) fn scope(&self) -> Scope<'_> {
         Scope::Subscription {
             external_id: self.subscription.external_id.as_str(),
             customer: self.customer.external_id.as_str(),
@@ -437,6 +437,7 @@ fn run_fees(conn: &Connection, billed: &Billed, run: &Run) -> StoreResult<Vec<St
         let coverage = charges_share(&schedule, &life, charges);
         fees.extend(price_usage(conn, billed, period, events, coverage)?);
     }
+    fees.extend(advance_charges::carried_fees(conn, billed, run)?);
     if let Some(part) = run.advance {
         fees.extend(subscription_line(billed, part, true));
     }

@@ -105,6 +105,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_values",
         include_str!("../../migrations/sqlite/0018_event_values.sql"),
     ),
+    (
+        19,
+        "advance_carry",
+        include_str!("../../migrations/sqlite/0019_advance_carry.sql"),
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it: data only

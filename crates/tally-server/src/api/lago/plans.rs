@@ -12,6 +12,7 @@ use tally_core::charge::{ChargeModel, ChargeModelKind};
 use tally_core::currency::Currency;
 use tally_core::error::{Reason, ValidationErrors};
 use tally_core::id::{ChargeId, Code, MetricId, UsageThresholdId};
+use tally_core::metric::AggregationType;
 use tally_core::page::PageMeta;
 use tally_core::period::Interval;
 use tally_core::plan::{
@@ -443,16 +444,25 @@ async fn read_charges(
             min_amount_cents: nested.integer("min_amount_cents").value().unwrap_or(0),
         };
         fields.absorb(nested);
-        // Not built: units of a recurring metric carried into the next period are not billed in
-        // advance again, and advance fees are not prorated. Refused rather than billed short.
+        // Carried units are built for recurring sums priced by standard, package or graduated
+        // charges on invoices; other recurring metrics and prorated advance fees are not.
         if terms.pay_in_advance
             && let Some(metric) = &metric
-            && (metric.definition.recurring || terms.prorated)
+            && (terms.prorated
+                || (metric.definition.recurring
+                    && (metric.definition.aggregation != AggregationType::Sum
+                        || !terms.invoiceable
+                        || !matches!(
+                            terms.model.kind(),
+                            ChargeModelKind::Standard
+                                | ChargeModelKind::Package
+                                | ChargeModelKind::Graduated
+                        ))))
         {
             return Err(ApiError::NotImplemented(format!(
-                "charges.{index}: pay-in-advance charges on recurring metrics or with `prorated` are \
-                 not built yet (carried-over units and prorated advance fees); bill this charge in \
-                 arrears (pay_in_advance: false)"
+                "charges.{index}: pay-in-advance charges with `prorated`, or on recurring metrics other \
+                 than an invoiceable standard, package or graduated charge on a sum, are not built \
+                 yet; bill this charge in arrears (pay_in_advance: false)"
             )));
         }
         if let (Some(metric), Some(_)) = (metric, model) {

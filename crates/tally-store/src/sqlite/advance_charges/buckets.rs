@@ -5,15 +5,18 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 use tally_core::billing::usage::filter_for;
-use tally_core::billing::{Fee, Running, advance_fee};
+use tally_core::billing::{Fee, Running, advance_fee, charge_buckets};
+use tally_core::charge::ChargeUsage;
 use tally_core::id::{ChargeFilterId, ChargeId};
-use tally_core::metric::{AggregationType, Operation, Reading};
+use tally_core::metric::{AggregationType, MetricDefinition, Operation, Reading};
+use tally_core::money::round_fee;
 use tally_core::period::Period;
 use tally_core::plan::Charge;
 use tally_core::time::Timestamp;
 
 use super::super::billing::Billed;
-use crate::error::StoreResult;
+use super::super::usage;
+use crate::error::{StoreError, StoreResult};
 use crate::types::Metric;
 
 /// Identifies a bucket's running usage: (subscription, charge, filter, charges period).
@@ -33,6 +36,8 @@ impl BucketKey {
 /// One event priced against its bucket, not yet written.
 pub(super) struct Priced {
     key: BucketKey,
+    /// The bucket's starting point in the period, when this event is its first and units carry.
+    carried: Option<Running>,
     /// The charges period the event falls in.
     pub(super) period: Period,
     /// The event's fee.
@@ -63,8 +68,14 @@ pub(super) fn price(
         filter,
         period_from: period.from,
     };
-    let before = running(conn, &key)?;
     let definition = &metric.definition;
+    let (before, carried) = match running(conn, &key)? {
+        Some(found) => (found, None),
+        None => {
+            let start = carried_into(conn, billed, charge, definition, filter, period)?;
+            (start.clone(), Some(start))
+        }
+    };
     let (added, new_value) = match definition.aggregation {
         AggregationType::UniqueCount => match &reading.distinct {
             Some((value, Operation::Add)) if !seen(conn, &key, value)? => {
@@ -86,6 +97,7 @@ pub(super) fn price(
     );
     Ok(Some(Priced {
         key,
+        carried,
         period,
         fee,
         after,
@@ -93,7 +105,137 @@ pub(super) fn price(
     }))
 }
 
-fn running(conn: &Connection, key: &BucketKey) -> StoreResult<Running> {
+/// Whether a pay-in-advance charge bills the units of its metric carried into each charges period
+/// again, at the period's start: a recurring sum (seats, licences), whose units persist.
+pub(in super::super) fn carries_units(charge: &Charge, metric: &MetricDefinition) -> bool {
+    charge.terms.pay_in_advance && metric.recurring && metric.aggregation == AggregationType::Sum
+}
+
+/// The running usage a bucket starts `period` with: the units carried from the subscription's start
+/// up to the period's, priced as the period's first fee (zero when the charge carries nothing).
+pub(in super::super) fn carried_into(
+    conn: &Connection,
+    billed: &Billed,
+    charge: &Charge,
+    definition: &MetricDefinition,
+    filter: Option<ChargeFilterId>,
+    period: Period,
+) -> StoreResult<Running> {
+    let Some(life) = billed.life() else {
+        return Ok(Running::default());
+    };
+    let from = life.events_start();
+    if !carries_units(charge, definition) || from >= period.from {
+        return Ok(Running::default());
+    }
+    let metric_seq: i64 = conn.query_row(
+        "SELECT seq FROM billable_metrics WHERE id = ?1",
+        [charge.metric_id.0.to_string()],
+        |row| row.get(0),
+    )?;
+    let groups = usage::groups(
+        conn,
+        billed.org,
+        metric_seq,
+        definition,
+        billed.scope(),
+        (from, period.from),
+    )?;
+    let buckets = charge_buckets(
+        charge,
+        definition,
+        &groups,
+        (from, period.from),
+        Decimal::ZERO,
+    )
+    .map_err(|e| StoreError::Database(e.to_string()))?;
+    let Some(bucket) = buckets.iter().find(|b| b.filter == filter) else {
+        return Ok(Running::default());
+    };
+    let units = bucket.total_aggregated_units.max(Decimal::ZERO);
+    if units.is_zero() {
+        return Ok(Running::default());
+    }
+    let model = filter
+        .and_then(|id| charge.filters.iter().find(|(f, _)| *f == id))
+        .map_or(&charge.terms.model, |(_, f)| &f.model);
+    let billed_amount = model
+        .price(&ChargeUsage::new(bucket.units.max(Decimal::ZERO), 0))
+        .amount;
+    Ok(Running {
+        units,
+        events_count: 0,
+        billed: billed_amount,
+        billed_cents: round_fee(billed_amount, billed.plan.terms.currency),
+        free_value_used: Decimal::ZERO,
+    })
+}
+
+/// Where a bucket started a period (the carried units and their price), if the bucket has a row.
+pub(in super::super) fn carried_start(
+    conn: &Connection,
+    subscription: i64,
+    charge: ChargeId,
+    filter: Option<ChargeFilterId>,
+    period_from: Timestamp,
+) -> StoreResult<Option<Running>> {
+    let key = BucketKey {
+        subscription,
+        charge,
+        filter,
+        period_from,
+    };
+    let found: Option<(String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT carried_units, carried_billed, carried_cents FROM advance_usage
+             WHERE subscription = ?1 AND charge = ?2 AND charge_filter = ?3 AND period_from = ?4",
+        )?
+        .query_row(
+            params![
+                key.subscription,
+                key.charge.0.to_string(),
+                key.filter_text(),
+                key.period_from.micros()
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?;
+    let decimal = |text: &str| -> StoreResult<Decimal> {
+        text.parse()
+            .map_err(|_| StoreError::Database(format!("advance_usage: not a decimal: {text}")))
+    };
+    found
+        .map(|(units, billed, cents)| {
+            Ok(Running {
+                units: decimal(&units)?,
+                events_count: 0,
+                billed: decimal(&billed)?,
+                billed_cents: cents,
+                free_value_used: Decimal::ZERO,
+            })
+        })
+        .transpose()
+}
+
+/// Writes the row a bucket starts a period with (the carried units), unless it has one.
+pub(in super::super) fn start_period(
+    conn: &Connection,
+    subscription: i64,
+    charge: ChargeId,
+    filter: Option<ChargeFilterId>,
+    period_from: Timestamp,
+    carried: &Running,
+) -> StoreResult<()> {
+    let key = BucketKey {
+        subscription,
+        charge,
+        filter,
+        period_from,
+    };
+    write_running(conn, &key, carried, Some(carried))
+}
+
+fn running(conn: &Connection, key: &BucketKey) -> StoreResult<Option<Running>> {
     let mut stmt = conn.prepare_cached(
         "SELECT units, events_count, billed, billed_cents, free_value_used FROM advance_usage
          WHERE subscription = ?1 AND charge = ?2 AND charge_filter = ?3 AND period_from = ?4",
@@ -127,7 +269,7 @@ fn running(conn: &Connection, key: &BucketKey) -> StoreResult<Running> {
             },
         )
         .optional()?;
-    Ok(found.unwrap_or_default())
+    Ok(found)
 }
 
 fn seen(conn: &Connection, key: &BucketKey, value: &str) -> StoreResult<bool> {
@@ -144,14 +286,18 @@ fn seen(conn: &Connection, key: &BucketKey, value: &str) -> StoreResult<bool> {
     ])?)
 }
 
-/// Writes a bucket's running usage after a priced event, and the unique value it added.
-pub(super) fn keep_running(conn: &Connection, priced: &Priced) -> StoreResult<()> {
-    let key = &priced.key;
-    let after = &priced.after;
+/// Writes a bucket's running usage (and, on its first row in the period, where it started).
+fn write_running(
+    conn: &Connection,
+    key: &BucketKey,
+    after: &Running,
+    carried: Option<&Running>,
+) -> StoreResult<()> {
+    let start = carried.cloned().unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO advance_usage (subscription, charge, charge_filter, period_from, units, events_count,
-            billed, billed_cents, free_value_used)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            billed, billed_cents, free_value_used, carried_units, carried_billed, carried_cents)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (subscription, charge, charge_filter, period_from) DO UPDATE SET
             units = excluded.units, events_count = excluded.events_count, billed = excluded.billed,
             billed_cents = excluded.billed_cents, free_value_used = excluded.free_value_used",
@@ -166,7 +312,17 @@ pub(super) fn keep_running(conn: &Connection, priced: &Priced) -> StoreResult<()
         after.billed.to_string(),
         after.billed_cents,
         after.free_value_used.to_string(),
+        start.units.to_string(),
+        start.billed.to_string(),
+        start.billed_cents,
     ])?;
+    Ok(())
+}
+
+/// Writes a bucket's running usage after a priced event, and the unique value it added.
+pub(super) fn keep_running(conn: &Connection, priced: &Priced) -> StoreResult<()> {
+    let key = &priced.key;
+    write_running(conn, key, &priced.after, priced.carried.as_ref())?;
     if let Some(value) = &priced.new_value {
         conn.prepare_cached(
             "INSERT INTO advance_unique_values (subscription, charge, charge_filter, period_from, value)

@@ -8,6 +8,7 @@
 //! retry or a second process finds the work done. Nothing here runs on the ingest path.
 
 mod buckets;
+mod carried;
 mod estimate;
 mod invoicing;
 
@@ -27,6 +28,7 @@ use crate::types::Metric;
 use buckets::{keep_running, price};
 use invoicing::{fee_taxes, insert_fee, invoice_fee};
 
+pub(super) use carried::carried_fees;
 pub(super) use estimate::estimate;
 
 /// Event ids looked at per chunk, at most.

@@ -307,9 +307,19 @@ pub fn due_runs(
         runs.push(advance_run(schedule, life, start));
     }
     let after = last.unwrap_or(start);
+    // A trial ending exactly where a charges period ends (monthly charges on a long plan) is billed by
+    // that boundary's run, which carries its advance fee: one run per boundary, as `billing_runs` keys
+    // them.
+    let trial_on_charges_boundary = trial_run.is_some_and(|at| {
+        schedule
+            .charges_period_containing(at, life.bill_charges_monthly)
+            .from
+            == at
+    });
     if let Some(at) = trial_run
         && at > after
         && at <= now
+        && !trial_on_charges_boundary
     {
         runs.push(advance_run(schedule, life, at));
     }
@@ -345,15 +355,24 @@ pub fn due_runs(
                     share: fee_share(schedule, life, billed),
                 }
             });
+            // The trial's advance fee, when the trial ends on this charges boundary.
+            let trial_advance = trial_run
+                .filter(|at| trial_on_charges_boundary && *at == boundary)
+                .map(|at| advance_run(schedule, life, at));
+            let subscription_period = match &trial_advance {
+                Some(trial) => trial.subscription_period,
+                // Paid in advance, the invoice is for the period it opens, as in Lago; the charges
+                // period stays the one that ended.
+                None if opens_next => next,
+                None => period,
+            };
             runs.push(Run {
                 boundary,
                 reason: RunReason::Periodic,
                 arrears,
-                advance,
+                advance: advance.or(trial_advance.and_then(|trial| trial.advance)),
                 charges: Some(charges),
-                // Paid in advance, the invoice is for the period it opens, as in Lago; the charges
-                // period stays the one that ended.
-                subscription_period: if opens_next { next } else { period },
+                subscription_period,
             });
         }
         if boundary <= cursor {
@@ -460,6 +479,49 @@ mod tests {
 
     fn span(a: &str, b: &str) -> Option<(String, String)> {
         Some((a.to_owned(), b.to_owned()))
+    }
+
+    #[test]
+    fn a_trial_ending_on_a_monthly_charges_boundary_shares_its_run() {
+        // Semiannual, anniversary from November 30th, usage billed monthly, paid in advance, with a
+        // 30-day trial ending on December 30th: the first charges boundary. One run there bills the
+        // month's usage and the fee for the rest of the half-year: Dec 30 → May 30 of Nov 30 → May 30,
+        // 151 of 181 days = 0.834254143646…
+        let s = schedule(
+            Interval::Semiannual,
+            BillingTime::Anniversary,
+            "2025-11-30T00:00:00Z",
+        );
+        let mut l = life("2025-11-30T00:00:00Z", true);
+        l.trial_end = Some(ts("2025-12-30T00:00:00Z"));
+        l.bill_charges_monthly = true;
+        let runs = due_runs(&s, &l, None, ts("2026-01-31T00:00:00Z"));
+        assert_eq!(
+            summary(&runs),
+            vec![
+                (
+                    "2025-12-30T00:00:00Z".to_owned(),
+                    "subscription_periodic",
+                    None,
+                    Some(dec("0.834254143646")),
+                    span("2025-11-30T00:00:00Z", "2025-12-30T00:00:00Z"),
+                ),
+                (
+                    "2026-01-30T00:00:00Z".to_owned(),
+                    "subscription_periodic",
+                    None,
+                    None,
+                    span("2025-12-30T00:00:00Z", "2026-01-30T00:00:00Z"),
+                ),
+            ]
+        );
+        assert_eq!(
+            runs[0].subscription_period,
+            Period {
+                from: ts("2025-11-30T00:00:00Z"),
+                to: ts("2026-05-30T00:00:00Z"),
+            }
+        );
     }
 
     #[test]

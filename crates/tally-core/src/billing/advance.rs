@@ -40,6 +40,9 @@ pub struct Running {
     pub billed_cents: i64,
     /// The value a percentage charge's free allowance has covered so far.
     pub free_value_used: Decimal,
+    /// The most units the bucket has held in the period (a prorated charge bills only units above
+    /// it; carried units start it).
+    pub peak_units: Decimal,
 }
 
 /// Returns the model that prices a bucket: the filter's, or the charge's own.
@@ -108,6 +111,52 @@ pub fn advance_fee(
     (fee, after)
 }
 
+/// Prices one event of a prorated pay-in-advance standard charge (a recurring metric): the units it
+/// takes above the most the bucket held in the period, at the unit price, times `share`, the part of
+/// the full charges period left from the event to the period's end. A removal, or units below the
+/// peak, bill nothing. Rounding is cumulative, as for [`advance_fee`].
+#[allow(clippy::too_many_arguments)]
+pub fn prorated_advance_fee(
+    charge: &Charge,
+    filter: Option<ChargeFilterId>,
+    before: &Running,
+    added: Decimal,
+    share: Decimal,
+    currency: Currency,
+    period: Period,
+) -> (Fee, Running) {
+    let unit_price = match model_of(charge, filter) {
+        ChargeModel::Standard { amount } => *amount,
+        _ => Decimal::ZERO,
+    };
+    let mut after = before.clone();
+    after.units = before.units.saturating_add(added);
+    after.events_count = before.events_count.saturating_add(1);
+    let above = (after.units - before.peak_units).max(Decimal::ZERO);
+    after.peak_units = before.peak_units.max(after.units);
+    let precise = above.saturating_mul(unit_price).saturating_mul(share);
+    after.billed = before.billed.saturating_add(precise);
+    let amount_cents = round_fee(after.billed, currency)
+        .saturating_sub(before.billed_cents)
+        .max(0);
+    after.billed_cents = before.billed_cents.saturating_add(amount_cents);
+    let units = added.normalize();
+    let fee = Fee {
+        kind: FeeKind::Charge,
+        charge_id: Some(charge.id),
+        filter_id: filter,
+        units,
+        total_aggregated_units: units,
+        events_count: 1,
+        precise_amount: precise.normalize(),
+        amount_cents,
+        period,
+        details: json!({"prorated_units": above.normalize().to_string(),
+            "proration": share.normalize().to_string()}),
+    };
+    (fee, after)
+}
+
 #[cfg(test)]
 mod tests {
     use std::str::FromStr;
@@ -167,6 +216,38 @@ mod tests {
                 (fee.precise_amount, fee.amount_cents)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_prorated_fee_bills_units_above_the_peak_for_the_rest_of_the_period() {
+        let seats = charge(ChargeModel::Standard { amount: dec("30") });
+        let usd = Currency::parse("USD").expect("USD");
+        let april = Period {
+            from: Timestamp::from_seconds(0),
+            to: Timestamp::from_seconds(30 * 86_400),
+        };
+        // 5 seats carried into the period (billed in full by the run that opened it).
+        let start = Running {
+            units: dec("5"),
+            billed: dec("150"),
+            billed_cents: 15_000,
+            peak_units: dec("5"),
+            ..Running::default()
+        };
+        // One seat removed: nothing.
+        let (fee, after) =
+            prorated_advance_fee(&seats, None, &start, dec("-1"), dec("0.8"), usd, april);
+        assert_eq!(fee.amount_cents, 0);
+        // Three added with half the period left: 4 + 3 = 7, 2 above the peak of 5: 2 × 30 × 0.5 = 30.
+        let (fee, after) =
+            prorated_advance_fee(&seats, None, &after, dec("3"), dec("0.5"), usd, april);
+        assert_eq!(fee.amount_cents, 3_000);
+        assert_eq!(after.peak_units, dec("7"));
+        // A third of the period left, one more: 1 × 30 × 1/3 = 10.
+        let third = Decimal::ONE / Decimal::from(3);
+        let (fee, after) = prorated_advance_fee(&seats, None, &after, dec("1"), third, usd, april);
+        assert_eq!(fee.amount_cents, 1_000);
+        assert_eq!(after.billed_cents, 15_000 + 3_000 + 1_000);
     }
 
     #[test]

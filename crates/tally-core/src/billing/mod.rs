@@ -14,7 +14,7 @@ pub mod runs;
 pub mod totals;
 pub mod usage;
 
-pub use advance::{Running, advance_fee};
+pub use advance::{Running, advance_fee, prorated_advance_fee};
 pub use fees::{Fee, FeeKind, add_on_fee, charge_fees, commitment_fee, subscription_fee};
 pub use progressive::{Progress, passed_thresholds, progress};
 pub use runs::{

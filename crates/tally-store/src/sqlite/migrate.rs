@@ -110,6 +110,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "advance_carry",
         include_str!("../../migrations/sqlite/0019_advance_carry.sql"),
     ),
+    (
+        20,
+        "advance_peak",
+        include_str!("../../migrations/sqlite/0020_advance_peak.sql"),
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it: data only

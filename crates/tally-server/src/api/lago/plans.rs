@@ -444,25 +444,24 @@ async fn read_charges(
             min_amount_cents: nested.integer("min_amount_cents").value().unwrap_or(0),
         };
         fields.absorb(nested);
-        // Carried units are built for recurring sums priced by standard, package or graduated
-        // charges on invoices; other recurring metrics and prorated advance fees are not.
+        // Carried units (and proration) are built for recurring sums priced by standard, package or
+        // graduated charges on invoices; other recurring metrics are not.
         if terms.pay_in_advance
             && let Some(metric) = &metric
-            && (terms.prorated
-                || (metric.definition.recurring
-                    && (metric.definition.aggregation != AggregationType::Sum
-                        || !terms.invoiceable
-                        || !matches!(
-                            terms.model.kind(),
-                            ChargeModelKind::Standard
-                                | ChargeModelKind::Package
-                                | ChargeModelKind::Graduated
-                        ))))
+            && metric.definition.recurring
+            && (metric.definition.aggregation != AggregationType::Sum
+                || !terms.invoiceable
+                || !matches!(
+                    terms.model.kind(),
+                    ChargeModelKind::Standard
+                        | ChargeModelKind::Package
+                        | ChargeModelKind::Graduated
+                ))
         {
             return Err(ApiError::NotImplemented(format!(
-                "charges.{index}: pay-in-advance charges with `prorated`, or on recurring metrics other \
-                 than an invoiceable standard, package or graduated charge on a sum, are not built \
-                 yet; bill this charge in arrears (pay_in_advance: false)"
+                "charges.{index}: pay-in-advance charges on recurring metrics other than an \
+                 invoiceable standard, package or graduated charge on a sum are not built yet; bill \
+                 this charge in arrears (pay_in_advance: false)"
             )));
         }
         if let (Some(metric), Some(_)) = (metric, model) {

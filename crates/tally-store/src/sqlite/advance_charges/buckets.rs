@@ -5,7 +5,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 use tally_core::billing::usage::filter_for;
-use tally_core::billing::{Fee, Running, advance_fee, charge_buckets};
+use tally_core::billing::{
+    Fee, Running, advance_fee, charge_buckets, charges_share, prorated_advance_fee,
+};
 use tally_core::charge::ChargeUsage;
 use tally_core::id::{ChargeFilterId, ChargeId};
 use tally_core::metric::{AggregationType, MetricDefinition, Operation, Reading};
@@ -86,15 +88,33 @@ pub(super) fn price(
         AggregationType::Count => (Decimal::ONE, None),
         _ => (reading.value.unwrap_or(Decimal::ONE), None),
     };
-    let (fee, after) = advance_fee(
-        charge,
-        filter,
-        definition.rounding,
-        &before,
-        added,
-        billed.plan.terms.currency,
-        period,
-    );
+    let (fee, after) = match (charge.terms.prorated, billed.schedule(), billed.life()) {
+        (true, Some(schedule), Some(life)) => {
+            // The part of the full charges period left from the event to its end.
+            let rest = Period {
+                from: at,
+                to: period.to,
+            };
+            prorated_advance_fee(
+                charge,
+                filter,
+                &before,
+                added,
+                charges_share(&schedule, &life, rest),
+                billed.plan.terms.currency,
+                period,
+            )
+        }
+        _ => advance_fee(
+            charge,
+            filter,
+            definition.rounding,
+            &before,
+            added,
+            billed.plan.terms.currency,
+            period,
+        ),
+    };
     Ok(Some(Priced {
         key,
         carried,
@@ -168,6 +188,7 @@ pub(in super::super) fn carried_into(
         billed: billed_amount,
         billed_cents: round_fee(billed_amount, billed.plan.terms.currency),
         free_value_used: Decimal::ZERO,
+        peak_units: units,
     })
 }
 
@@ -206,12 +227,14 @@ pub(in super::super) fn carried_start(
     };
     found
         .map(|(units, billed, cents)| {
+            let units = decimal(&units)?;
             Ok(Running {
-                units: decimal(&units)?,
+                units,
                 events_count: 0,
                 billed: decimal(&billed)?,
                 billed_cents: cents,
                 free_value_used: Decimal::ZERO,
+                peak_units: units,
             })
         })
         .transpose()
@@ -237,7 +260,7 @@ pub(in super::super) fn start_period(
 
 fn running(conn: &Connection, key: &BucketKey) -> StoreResult<Option<Running>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT units, events_count, billed, billed_cents, free_value_used FROM advance_usage
+        "SELECT units, events_count, billed, billed_cents, free_value_used, peak_units FROM advance_usage
          WHERE subscription = ?1 AND charge = ?2 AND charge_filter = ?3 AND period_from = ?4",
     )?;
     let found = stmt
@@ -265,6 +288,7 @@ fn running(conn: &Connection, key: &BucketKey) -> StoreResult<Option<Running>> {
                     billed: decimal(2)?,
                     billed_cents: row.get(3)?,
                     free_value_used: decimal(4)?,
+                    peak_units: decimal(5)?,
                 })
             },
         )
@@ -296,11 +320,12 @@ fn write_running(
     let start = carried.cloned().unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO advance_usage (subscription, charge, charge_filter, period_from, units, events_count,
-            billed, billed_cents, free_value_used, carried_units, carried_billed, carried_cents)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+            billed, billed_cents, free_value_used, carried_units, carried_billed, carried_cents, peak_units)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (subscription, charge, charge_filter, period_from) DO UPDATE SET
             units = excluded.units, events_count = excluded.events_count, billed = excluded.billed,
-            billed_cents = excluded.billed_cents, free_value_used = excluded.free_value_used",
+            billed_cents = excluded.billed_cents, free_value_used = excluded.free_value_used,
+            peak_units = excluded.peak_units",
     )?
     .execute(params![
         key.subscription,
@@ -315,6 +340,7 @@ fn write_running(
         start.units.to_string(),
         start.billed.to_string(),
         start.billed_cents,
+        after.peak_units.to_string(),
     ])?;
     Ok(())
 }

@@ -86,13 +86,37 @@ pub fn advance_fee(
                 )
             }
         };
+    let details = if details.is_null() {
+        json!({})
+    } else {
+        details
+    };
+    let fee = bill(
+        charge, filter, before, &mut after, precise, added, currency, period,
+    );
+    (Fee { details, ..fee }, after)
+}
+
+/// Adds an event's exact amount to its bucket, rounded cumulatively: the fee's minor units are what
+/// the bucket has billed so far, rounded once, minus what its earlier fees billed (never below zero).
+#[allow(clippy::too_many_arguments)]
+fn bill(
+    charge: &Charge,
+    filter: Option<ChargeFilterId>,
+    before: &Running,
+    after: &mut Running,
+    precise: Decimal,
+    added: Decimal,
+    currency: Currency,
+    period: Period,
+) -> Fee {
     after.billed = before.billed.saturating_add(precise);
     let amount_cents = round_fee(after.billed, currency)
         .saturating_sub(before.billed_cents)
         .max(0);
     after.billed_cents = before.billed_cents.saturating_add(amount_cents);
     let units = added.normalize();
-    let fee = Fee {
+    Fee {
         kind: FeeKind::Charge,
         charge_id: Some(charge.id),
         filter_id: filter,
@@ -102,13 +126,8 @@ pub fn advance_fee(
         precise_amount: precise.normalize(),
         amount_cents,
         period,
-        details: if details.is_null() {
-            json!({})
-        } else {
-            details
-        },
-    };
-    (fee, after)
+        details: json!({}),
+    }
 }
 
 /// Prices one event of a prorated pay-in-advance standard charge (a recurring metric): the units it
@@ -135,26 +154,12 @@ pub fn prorated_advance_fee(
     let above = (after.units - before.peak_units).max(Decimal::ZERO);
     after.peak_units = before.peak_units.max(after.units);
     let precise = above.saturating_mul(unit_price).saturating_mul(share);
-    after.billed = before.billed.saturating_add(precise);
-    let amount_cents = round_fee(after.billed, currency)
-        .saturating_sub(before.billed_cents)
-        .max(0);
-    after.billed_cents = before.billed_cents.saturating_add(amount_cents);
-    let units = added.normalize();
-    let fee = Fee {
-        kind: FeeKind::Charge,
-        charge_id: Some(charge.id),
-        filter_id: filter,
-        units,
-        total_aggregated_units: units,
-        events_count: 1,
-        precise_amount: precise.normalize(),
-        amount_cents,
-        period,
-        details: json!({"prorated_units": above.normalize().to_string(),
-            "proration": share.normalize().to_string()}),
-    };
-    (fee, after)
+    let fee = bill(
+        charge, filter, before, &mut after, precise, added, currency, period,
+    );
+    let details = json!({"prorated_units": above.normalize().to_string(),
+        "proration": share.normalize().to_string()});
+    (Fee { details, ..fee }, after)
 }
 
 #[cfg(test)]

@@ -83,18 +83,26 @@ pub(super) fn apply_lifecycle(conn: &Connection, now_at: Timestamp) -> StoreResu
     Ok(())
 }
 
-/// Subscriptions that may owe something at `now_at`: those whose next run is due (or unknown, after
-/// a change), and the active ones on plans with usage thresholds, whose usage is checked at every
-/// tick.
+/// Subscriptions whose next run is due at `now_at` (or unknown, after a change).
 pub(super) fn candidates(conn: &Connection, now_at: Timestamp) -> StoreResult<Vec<i64>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT seq FROM subscriptions
-         WHERE status IN ('active', 'terminated') AND next_due_at <= ?1
-         UNION
-         SELECT seq FROM subscriptions
-         WHERE status = 'active'
+         WHERE status IN ('active', 'terminated') AND next_due_at <= ?1 ORDER BY seq",
+    )?;
+    let seqs = stmt
+        .query_map([now_at.micros()], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(seqs)
+}
+
+/// Active subscriptions on plans with usage thresholds whose next run is not due at `now_at`: their
+/// usage is checked at every tick (progressive billing), on readers first.
+pub(super) fn threshold_candidates(conn: &Connection, now_at: Timestamp) -> StoreResult<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq FROM subscriptions
+         WHERE status = 'active' AND next_due_at > ?1
            AND plan IN (SELECT DISTINCT plan FROM usage_thresholds WHERE deleted_at IS NULL)
-         ORDER BY 1",
+         ORDER BY seq",
     )?;
     let seqs = stmt
         .query_map([now_at.micros()], |row| row.get(0))?

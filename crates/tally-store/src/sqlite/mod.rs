@@ -639,10 +639,36 @@ impl Store for SqliteStore {
             .write(1, move |ctx| billing::apply_lifecycle(ctx.conn, now))
             .await?;
         let mut created = self.bill_advance_charges(now).await;
-        let candidates = self
+        let mut candidates = self
             .reads
             .read(move |conn| billing::candidates(conn, now))
             .await?;
+        // Subscriptions with usage thresholds and nothing due are priced on readers, in parallel;
+        // only those passing a threshold take the writer, which re-checks in its transaction.
+        let watched = self
+            .reads
+            .read(move |conn| billing::threshold_candidates(conn, now))
+            .await?;
+        let checks = watched.chunks(64).map(|chunk| {
+            let chunk = chunk.to_vec();
+            self.reads.read(move |conn| {
+                let mut passing = Vec::new();
+                for seq in chunk {
+                    if progressive::passes_threshold(conn, seq, now)? {
+                        passing.push(seq);
+                    }
+                }
+                Ok(passing)
+            })
+        });
+        for result in futures::future::join_all(checks).await {
+            match result {
+                Ok(passing) => candidates.extend(passing),
+                Err(error) => {
+                    tracing::error!(%error, "checking usage thresholds failed; retried at the next tick")
+                }
+            }
+        }
         // Submitted together, the runs are group-committed; each stays its own savepoint, so one
         // failing subscription does not hold back the others.
         for chunk in candidates.chunks(256) {

@@ -116,14 +116,23 @@ fn historical_usage(conn: &Connection, subscription: i64) -> StoreResult<i64> {
     )?)
 }
 
-/// Invoices a subscription's usage to date when its lifetime usage has passed one of its plan's
-/// thresholds since it was last invoiced; returns the invoice, finalized and numbered.
-pub(super) fn bill_thresholds(
+/// What passing a threshold would invoice: the open charges period, its usage fees so far, lifetime
+/// usage and the thresholds passed.
+struct Passing {
+    whole: Period,
+    fees: Vec<StoredFee>,
+    lifetime: i64,
+    passed: Vec<usize>,
+}
+
+/// Works out, reading only, whether a subscription's lifetime usage has passed one of its plan's
+/// thresholds since it was last invoiced at `now_at`.
+fn passing(
     conn: &Connection,
     seq: i64,
     billed: &Billed,
     now_at: Timestamp,
-) -> StoreResult<Option<InvoiceId>> {
+) -> StoreResult<Option<Passing>> {
     let thresholds = billed.plan.thresholds();
     if thresholds.is_empty()
         || billed.subscription.status != SubscriptionStatus::Active
@@ -135,22 +144,57 @@ pub(super) fn bill_thresholds(
     {
         return Ok(None);
     }
-    let (Some(schedule), Some((whole, fees))) =
-        (billed.schedule(), usage_to_date(conn, billed, now_at)?)
+    let Some((whole, fees)) = usage_to_date(conn, billed, now_at)? else {
+        return Ok(None);
+    };
+    let usage: i64 = fees.iter().map(|f| f.fee.amount_cents).sum();
+    let closed = historical_usage(conn, seq)? + invoiced_usage(conn, seq)?;
+    let progressive = progressive_billed(conn, seq, whole, None)?;
+    let passed = passed_thresholds(&thresholds, closed + progressive, closed + usage);
+    Ok((!passed.is_empty()).then_some(Passing {
+        whole,
+        fees,
+        lifetime: closed + usage,
+        passed,
+    }))
+}
+
+/// Whether billing the subscription `seq` at `now_at` would make a progressive invoice. Read-only:
+/// the billing clock asks it on reader connections, so the writer (which commits ingest) prices
+/// only the subscriptions that pass a threshold.
+pub(super) fn passes_threshold(
+    conn: &Connection,
+    seq: i64,
+    now_at: Timestamp,
+) -> StoreResult<bool> {
+    let billed = Billed::load(conn, seq)?;
+    Ok(passing(conn, seq, &billed, now_at)?.is_some())
+}
+
+/// Invoices a subscription's usage to date when its lifetime usage has passed one of its plan's
+/// thresholds since it was last invoiced; returns the invoice, finalized and numbered.
+pub(super) fn bill_thresholds(
+    conn: &Connection,
+    seq: i64,
+    billed: &Billed,
+    now_at: Timestamp,
+) -> StoreResult<Option<InvoiceId>> {
+    let Some(Passing {
+        whole,
+        fees,
+        lifetime,
+        passed,
+    }) = passing(conn, seq, billed, now_at)?
     else {
+        return Ok(None);
+    };
+    let Some(schedule) = billed.schedule() else {
         return Ok(None);
     };
     let span = Period {
         from: whole.from,
         to: now_at,
     };
-    let usage: i64 = fees.iter().map(|f| f.fee.amount_cents).sum();
-    let closed = historical_usage(conn, seq)? + invoiced_usage(conn, seq)?;
-    let progressive = progressive_billed(conn, seq, whole, None)?;
-    let passed = passed_thresholds(&thresholds, closed + progressive, closed + usage);
-    if passed.is_empty() {
-        return Ok(None);
-    }
     let run = Run {
         boundary: now_at,
         reason: RunReason::ProgressiveBilling,
@@ -167,13 +211,7 @@ pub(super) fn bill_thresholds(
             lifetime_usage_amount_cents, created_at)
          VALUES (?1, ?2, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM progressive_runs
                           WHERE subscription = ?1 AND period_from = ?2), ?3, ?4, ?5)",
-        params![
-            seq,
-            whole.from.micros(),
-            invoice,
-            closed + usage,
-            now_at.micros()
-        ],
+        params![seq, whole.from.micros(), invoice, lifetime, now_at.micros()],
     )?;
     for index in passed {
         let (threshold, _) = &billed.plan.usage_thresholds[index];

@@ -21,6 +21,7 @@ use tally_core::id::ExternalId;
 use tally_core::invoice::InvoiceStatus;
 use tally_core::organization::Organization;
 use tally_core::period::BillingTime;
+use tally_core::plan::UsageThreshold;
 use tally_core::time::Timestamp;
 use tally_store::sqlite::{SqliteOptions, SqliteStore};
 use tally_store::{CustomerChange, NewSubscription, Store, StoreError};
@@ -55,6 +56,12 @@ pub struct BillingBenchArgs {
     /// a month is billed only once [default: a temporary file].
     #[arg(long)]
     pub database: Option<PathBuf>,
+
+    /// Give the plan a recurring usage threshold of this many cents (progressive billing), and
+    /// time a tick in the middle of the month, when every subscription's usage so far is priced
+    /// against it. Set it above any subscription's usage to time the check alone.
+    #[arg(long)]
+    pub usage_threshold_cents: Option<i64>,
 }
 
 /// Runs `tally bench billing`.
@@ -85,7 +92,16 @@ pub async fn run(args: &BillingBenchArgs) -> Result<()> {
         Err(StoreError::NotFound(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    ensure_plan(store.as_ref(), &org).await?;
+    let thresholds = args
+        .usage_threshold_cents
+        .map(|amount_cents| UsageThreshold {
+            amount_cents,
+            display_name: None,
+            recurring: true,
+        })
+        .into_iter()
+        .collect();
+    ensure_plan(store.as_ref(), &org, thresholds).await?;
 
     let setting_up = Instant::now();
     subscribe(store.as_ref(), &org, args.subscriptions, start).await?;
@@ -112,6 +128,13 @@ pub async fn run(args: &BillingBenchArgs) -> Result<()> {
             totals.add(&Usage::of(seq, start, end));
         }
     }
+
+    // A tick in the middle of the month: with thresholds, every subscription's usage so far is
+    // priced; without, the clock passes every subscription by.
+    let middle = Timestamp::from_micros(start.micros() + (end.micros() - start.micros()) / 2);
+    let ticking = Instant::now();
+    let early = store.run_billing(middle).await?;
+    let mid_tick = ticking.elapsed();
 
     let (billing, cpu_before) = (Instant::now(), cpu_time());
     let created = store.run_billing(end).await?;
@@ -151,6 +174,19 @@ pub async fn run(args: &BillingBenchArgs) -> Result<()> {
         ),
         _ => String::new(),
     };
+    println!(
+        "  mid-month tick       Store::run_billing at {}: {} invoices in {:.3} s ({})",
+        middle.to_rfc3339_seconds(),
+        thousands(early.len() as u64),
+        mid_tick.as_secs_f64(),
+        match args.usage_threshold_cents {
+            Some(cents) => format!(
+                "recurring usage threshold of {} cents",
+                thousands(u64::try_from(cents).unwrap_or(0))
+            ),
+            None => "no usage threshold".to_owned(),
+        }
+    );
     println!(
         "  billing run          Store::run_billing({PERIOD_END}): {} invoices in {:.3} s{cpu}",
         thousands(created.len() as u64),

@@ -23,8 +23,8 @@ use tally_core::metric::{AggregationType, MetricDefinition, MetricFilter};
 use tally_core::organization::Organization;
 use tally_core::period::Interval;
 use tally_core::plan::{
-    ChargeDraft, ChargeFilter, ChargeTerms, Plan, PlanDraft, PlanTerms, validate_charge_codes,
-    validate_terms,
+    ChargeDraft, ChargeFilter, ChargeTerms, Plan, PlanDraft, PlanTerms, UsageThreshold,
+    validate_charge_codes, validate_terms,
 };
 use tally_core::property::PropertyPath;
 use tally_core::time::Timestamp;
@@ -239,8 +239,13 @@ fn cents(micros: u128) -> i64 {
     i64::try_from(whole + u128::from(up)).unwrap_or(i64::MAX)
 }
 
-/// Returns the benchmark plan, creating it and its metrics when the database has none.
-pub async fn ensure_plan(store: &dyn Store, org: &Organization) -> Result<Plan> {
+/// Returns the benchmark plan, creating it and its metrics when the database has none, with
+/// `thresholds` as its usage thresholds (progressive billing).
+pub async fn ensure_plan(
+    store: &dyn Store,
+    org: &Organization,
+    thresholds: Vec<UsageThreshold>,
+) -> Result<Plan> {
     match store.plan(org.id, PLAN).await {
         Ok(plan) => return Ok(plan),
         Err(StoreError::NotFound(_)) => {}
@@ -335,7 +340,7 @@ pub async fn ensure_plan(store: &dyn Store, org: &Organization) -> Result<Plan> 
         },
         charges,
         tax_codes: None,
-        usage_thresholds: Vec::new(),
+        usage_thresholds: thresholds.into_iter().map(|t| (None, t)).collect(),
     };
     let mut errors = ValidationErrors::new();
     validate_terms(&draft.terms, &mut errors);

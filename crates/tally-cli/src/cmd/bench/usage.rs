@@ -303,7 +303,7 @@ pub async fn run(args: &UsageBenchArgs) -> Result<()> {
 
 /// Creates the plan, the customer (billed in UTC) and its subscription from the period start.
 async fn prepare(store: &dyn Store, org: &Organization, start: Timestamp) -> Result<()> {
-    ensure_plan(store, org).await?;
+    ensure_plan(store, org, Vec::new()).await?;
     let customer = ExternalId::parse("external_id", CUSTOMER).map_err(ValidationErrors::from)?;
     let profile = CustomerProfile {
         name: Some("Benchmark usage customer".into()),

@@ -710,3 +710,56 @@ async fn a_restart_neither_loses_nor_repeats_a_fee() {
     assert_eq!(fees(&app, "fee_type=charge").await.len(), 2);
     app.shutdown().await;
 }
+
+/// Seats carried into April are billed on the invoice that closes March, but they are April's: past
+/// usage shows March's own usage only.
+#[tokio::test]
+async fn carried_seats_belong_to_the_period_they_open() {
+    let app = spawn_simulated("2026-03-01T00:00:00Z").await;
+    let seats = app
+        .create_metric(
+            json!({"name": "Members", "code": "members", "aggregation_type": "sum_agg",
+            "field_name": "n", "recurring": true}),
+        )
+        .await;
+    setup(
+        &app,
+        0,
+        vec![
+            json!({"billable_metric_code": "tokens", "charge_model": "standard",
+            "properties": {"amount": "0.01"}}),
+        ],
+    )
+    .await;
+    app.put_json(
+        "/api/v1/plans/pro",
+        &json!({"plan": {"charges": [{"billable_metric_id": seats["lago_id"],
+            "charge_model": "standard", "pay_in_advance": true, "properties": {"amount": "10"}}]}}),
+        &app.admin_key,
+    )
+    .await
+    .assert_status(200);
+    event(
+        &app,
+        "m1",
+        "members",
+        "2026-03-05T00:00:00Z",
+        json!({"n": 4}),
+    )
+    .await;
+    app.advance("2026-03-06T00:00:00Z").await;
+    let created = app.advance("2026-04-01T00:00:00Z").await;
+    assert_eq!(created.len(), 1);
+    // The invoice closing March bills the 4 seats for April: 40 $.
+    assert_eq!(invoice(&app, &created[0]).await["fees_amount_cents"], 4_000);
+    let past = app
+        .get(
+            "/api/v1/customers/acme/past_usage?external_subscription_id=sub",
+            &app.read_key,
+        )
+        .await;
+    past.assert_status(200);
+    let march = &past.json()["usage_periods"][0];
+    assert_eq!(march["from_datetime"], "2026-03-01T00:00:00Z");
+    assert_eq!(march["amount_cents"], 0, "{march}");
+}

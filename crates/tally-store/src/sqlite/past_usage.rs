@@ -83,7 +83,13 @@ pub(super) fn past_usage(
             let fees = invoice
                 .fees
                 .iter()
-                .filter(|f| f.fee.kind == FeeKind::Charge && f.fee.charge_id == Some(charge.id))
+                // Units a recurring pay-in-advance charge carries into the next period are billed on
+                // this invoice but belong to that period.
+                .filter(|f| {
+                    f.fee.kind == FeeKind::Charge
+                        && f.fee.charge_id == Some(charge.id)
+                        && f.fee.period.from < period.to
+                })
                 .cloned()
                 .collect();
             charges.push(ChargeUsageLine {

@@ -9,7 +9,7 @@ mod state;
 mod unique_count;
 
 pub use state::{AggState, Latest, Overflow};
-pub use unique_count::{DistinctEvent, unique_count};
+pub use unique_count::{DistinctEvent, active_values, unique_count};
 
 use rust_decimal::Decimal;
 

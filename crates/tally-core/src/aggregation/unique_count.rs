@@ -29,18 +29,7 @@ pub fn unique_count<'a>(
     recurring: bool,
 ) -> u64 {
     if recurring {
-        let mut last: HashMap<&str, (Timestamp, i64, Operation)> = HashMap::new();
-        for e in events {
-            let entry = last
-                .entry(e.value.as_str())
-                .or_insert((e.at, e.seq, e.operation));
-            if (e.at, e.seq) >= (entry.0, entry.1) {
-                *entry = (e.at, e.seq, e.operation);
-            }
-        }
-        last.values()
-            .filter(|(_, _, op)| *op == Operation::Add)
-            .count() as u64
+        active_values(events).len() as u64
     } else {
         let mut added: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for e in events {
@@ -50,6 +39,27 @@ pub fn unique_count<'a>(
         }
         added.len() as u64
     }
+}
+
+/// The values whose last operation (by time, then ingest order) is an add: what a recurring unique
+/// count holds after these events, sorted.
+pub fn active_values<'a>(events: impl IntoIterator<Item = &'a DistinctEvent>) -> Vec<String> {
+    let mut last: HashMap<&str, (Timestamp, i64, Operation)> = HashMap::new();
+    for e in events {
+        let entry = last
+            .entry(e.value.as_str())
+            .or_insert((e.at, e.seq, e.operation));
+        if (e.at, e.seq) >= (entry.0, entry.1) {
+            *entry = (e.at, e.seq, e.operation);
+        }
+    }
+    let mut active: Vec<String> = last
+        .into_iter()
+        .filter(|(_, (_, _, op))| *op == Operation::Add)
+        .map(|(value, _)| value.to_owned())
+        .collect();
+    active.sort();
+    active
 }
 
 #[cfg(test)]

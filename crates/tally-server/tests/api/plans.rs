@@ -262,22 +262,24 @@ async fn a_new_charge_may_take_the_code_of_the_one_it_replaces() {
 }
 
 /// Pay-in-advance charges on recurring metrics bill their carried units again at each period start;
-/// that is built for sums, not for unique counts, so such a plan is refused with 501 and nothing is
-/// written.
+/// that is built for standard, package and graduated charges, not for percentage ones, so such a plan
+/// is refused with 501 and nothing is written.
 #[tokio::test]
-async fn pay_in_advance_on_a_recurring_unique_count_is_not_built() {
+async fn pay_in_advance_percentage_on_a_recurring_metric_is_not_built() {
     let app = spawn_app().await;
     let metric = app
-        .create_metric(json!({"name": "Seats", "code": "seats",
-            "aggregation_type": "unique_count_agg", "field_name": "user", "recurring": true}))
+        .create_metric(
+            json!({"name": "Seats", "code": "seats", "aggregation_type": "sum_agg",
+            "field_name": "n", "recurring": true}),
+        )
         .await;
     let reply = app
         .post_json(
             "/api/v1/plans",
             &json!({"plan": {"name": "Seats", "code": "seats", "interval": "monthly",
                 "amount_cents": 0, "amount_currency": "USD", "pay_in_advance": false,
-                "charges": [{"billable_metric_id": metric["lago_id"], "charge_model": "standard",
-                    "pay_in_advance": true, "properties": {"amount": "10"}}]}}),
+                "charges": [{"billable_metric_id": metric["lago_id"], "charge_model": "percentage",
+                    "pay_in_advance": true, "properties": {"rate": "1"}}]}}),
             &app.admin_key,
         )
         .await;

@@ -449,8 +449,10 @@ async fn read_charges(
         if terms.pay_in_advance
             && let Some(metric) = &metric
             && metric.definition.recurring
-            && (metric.definition.aggregation != AggregationType::Sum
-                || !terms.invoiceable
+            && (!matches!(
+                metric.definition.aggregation,
+                AggregationType::Sum | AggregationType::UniqueCount
+            ) || !terms.invoiceable
                 || !matches!(
                     terms.model.kind(),
                     ChargeModelKind::Standard
@@ -460,8 +462,8 @@ async fn read_charges(
         {
             return Err(ApiError::NotImplemented(format!(
                 "charges.{index}: pay-in-advance charges on recurring metrics other than an \
-                 invoiceable standard, package or graduated charge on a sum are not built yet; bill \
-                 this charge in arrears (pay_in_advance: false)"
+                 invoiceable standard, package or graduated charge on a sum or a unique count are not \
+                 built yet; bill this charge in arrears (pay_in_advance: false)"
             )));
         }
         if let (Some(metric), Some(_)) = (metric, model) {

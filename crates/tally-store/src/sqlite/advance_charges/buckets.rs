@@ -4,9 +4,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
+use tally_core::aggregation::{DistinctEvent, active_values};
 use tally_core::billing::usage::filter_for;
 use tally_core::billing::{
-    Fee, Running, advance_fee, charge_buckets, charges_share, prorated_advance_fee,
+    Fee, GroupAggregate, Running, advance_fee, charge_buckets, charges_share, prorated_advance_fee,
 };
 use tally_core::charge::ChargeUsage;
 use tally_core::id::{ChargeFilterId, ChargeId};
@@ -39,7 +40,7 @@ impl BucketKey {
 pub(super) struct Priced {
     key: BucketKey,
     /// The bucket's starting point in the period, when this event is its first and units carry.
-    carried: Option<Running>,
+    carried: Option<Carried>,
     /// The charges period the event falls in.
     pub(super) period: Period,
     /// The event's fee.
@@ -75,12 +76,15 @@ pub(super) fn price(
         Some(found) => (found, None),
         None => {
             let start = carried_into(conn, billed, charge, definition, filter, period)?;
-            (start.clone(), Some(start))
+            (start.running.clone(), Some(start))
         }
     };
     let (added, new_value) = match definition.aggregation {
         AggregationType::UniqueCount => match &reading.distinct {
-            Some((value, Operation::Add)) if !seen(conn, &key, value)? => {
+            Some((value, Operation::Add))
+                if !carried.as_ref().is_some_and(|c| c.values.contains(value))
+                    && !seen(conn, &key, value)? =>
+            {
                 (Decimal::ONE, Some(value.clone()))
             }
             _ => (Decimal::ZERO, None),
@@ -126,13 +130,27 @@ pub(super) fn price(
 }
 
 /// Whether a pay-in-advance charge bills the units of its metric carried into each charges period
-/// again, at the period's start: a recurring sum (seats, licences), whose units persist.
+/// again, at the period's start: a recurring sum (seats, licences) or unique count (seats as
+/// distinct users), whose units persist.
 pub(in super::super) fn carries_units(charge: &Charge, metric: &MetricDefinition) -> bool {
-    charge.terms.pay_in_advance && metric.recurring && metric.aggregation == AggregationType::Sum
+    charge.terms.pay_in_advance
+        && metric.recurring
+        && matches!(
+            metric.aggregation,
+            AggregationType::Sum | AggregationType::UniqueCount
+        )
 }
 
-/// The running usage a bucket starts `period` with: the units carried from the subscription's start
-/// up to the period's, priced as the period's first fee (zero when the charge carries nothing).
+/// What a bucket starts a charges period with: the carried units priced as the period's first fee,
+/// and for a unique count the values they are (already seen in the period).
+#[derive(Debug, Clone, Default)]
+pub(in super::super) struct Carried {
+    pub(in super::super) running: Running,
+    values: Vec<String>,
+}
+
+/// What a bucket starts `period` with: the units carried from the subscription's start up to the
+/// period's, priced as the period's first fee (nothing when the charge carries nothing).
 pub(in super::super) fn carried_into(
     conn: &Connection,
     billed: &Billed,
@@ -140,13 +158,13 @@ pub(in super::super) fn carried_into(
     definition: &MetricDefinition,
     filter: Option<ChargeFilterId>,
     period: Period,
-) -> StoreResult<Running> {
+) -> StoreResult<Carried> {
     let Some(life) = billed.life() else {
-        return Ok(Running::default());
+        return Ok(Carried::default());
     };
     let from = life.events_start();
     if !carries_units(charge, definition) || from >= period.from {
-        return Ok(Running::default());
+        return Ok(Carried::default());
     }
     let metric_seq: i64 = conn.query_row(
         "SELECT seq FROM billable_metrics WHERE id = ?1",
@@ -161,34 +179,54 @@ pub(in super::super) fn carried_into(
         billed.scope(),
         (from, period.from),
     )?;
-    let buckets = charge_buckets(
-        charge,
-        definition,
-        &groups,
-        (from, period.from),
-        Decimal::ZERO,
-    )
-    .map_err(|e| StoreError::Database(e.to_string()))?;
-    let Some(bucket) = buckets.iter().find(|b| b.filter == filter) else {
-        return Ok(Running::default());
+    let (units, rounded, values) = if definition.aggregation == AggregationType::UniqueCount {
+        let events: Vec<&DistinctEvent> = groups
+            .iter()
+            .filter(|g| filter_for(charge, &g.dims) == filter)
+            .filter_map(|g| match &g.aggregate {
+                GroupAggregate::Distinct(events) => Some(events),
+                GroupAggregate::State(_) => None,
+            })
+            .flatten()
+            .collect();
+        let values = active_values(events);
+        let units = Decimal::from(values.len());
+        (units, units, values)
+    } else {
+        let buckets = charge_buckets(
+            charge,
+            definition,
+            &groups,
+            (from, period.from),
+            Decimal::ZERO,
+        )
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+        match buckets.iter().find(|b| b.filter == filter) {
+            Some(bucket) => (
+                bucket.total_aggregated_units.max(Decimal::ZERO),
+                bucket.units.max(Decimal::ZERO),
+                Vec::new(),
+            ),
+            None => (Decimal::ZERO, Decimal::ZERO, Vec::new()),
+        }
     };
-    let units = bucket.total_aggregated_units.max(Decimal::ZERO);
     if units.is_zero() {
-        return Ok(Running::default());
+        return Ok(Carried::default());
     }
     let model = filter
         .and_then(|id| charge.filters.iter().find(|(f, _)| *f == id))
         .map_or(&charge.terms.model, |(_, f)| &f.model);
-    let billed_amount = model
-        .price(&ChargeUsage::new(bucket.units.max(Decimal::ZERO), 0))
-        .amount;
-    Ok(Running {
-        units,
-        events_count: 0,
-        billed: billed_amount,
-        billed_cents: round_fee(billed_amount, billed.plan.terms.currency),
-        free_value_used: Decimal::ZERO,
-        peak_units: units,
+    let billed_amount = model.price(&ChargeUsage::new(rounded, 0)).amount;
+    Ok(Carried {
+        running: Running {
+            units,
+            events_count: 0,
+            billed: billed_amount,
+            billed_cents: round_fee(billed_amount, billed.plan.terms.currency),
+            free_value_used: Decimal::ZERO,
+            peak_units: units,
+        },
+        values,
     })
 }
 
@@ -247,7 +285,7 @@ pub(in super::super) fn start_period(
     charge: ChargeId,
     filter: Option<ChargeFilterId>,
     period_from: Timestamp,
-    carried: &Running,
+    carried: &Carried,
 ) -> StoreResult<()> {
     let key = BucketKey {
         subscription,
@@ -255,7 +293,26 @@ pub(in super::super) fn start_period(
         filter,
         period_from,
     };
-    write_running(conn, &key, carried, Some(carried))
+    write_running(conn, &key, &carried.running, Some(&carried.running))?;
+    keep_values(conn, &key, &carried.values)
+}
+
+/// Records unique values a bucket has seen in a period (carried ones at its start).
+fn keep_values(conn: &Connection, key: &BucketKey, values: &[String]) -> StoreResult<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO advance_unique_values (subscription, charge, charge_filter, period_from, value)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for value in values {
+        insert.execute(params![
+            key.subscription,
+            key.charge.0.to_string(),
+            key.filter_text(),
+            key.period_from.micros(),
+            value
+        ])?;
+    }
+    Ok(())
 }
 
 fn running(conn: &Connection, key: &BucketKey) -> StoreResult<Option<Running>> {
@@ -348,7 +405,15 @@ fn write_running(
 /// Writes a bucket's running usage after a priced event, and the unique value it added.
 pub(super) fn keep_running(conn: &Connection, priced: &Priced) -> StoreResult<()> {
     let key = &priced.key;
-    write_running(conn, key, &priced.after, priced.carried.as_ref())?;
+    write_running(
+        conn,
+        key,
+        &priced.after,
+        priced.carried.as_ref().map(|c| &c.running),
+    )?;
+    if let Some(carried) = &priced.carried {
+        keep_values(conn, key, &carried.values)?;
+    }
     if let Some(value) = &priced.new_value {
         conn.prepare_cached(
             "INSERT INTO advance_unique_values (subscription, charge, charge_filter, period_from, value)

@@ -55,7 +55,7 @@ pub(in super::super) fn carried_fees(
                     let start =
                         carried_into(conn, billed, charge, &metric.definition, filter, next)?;
                     start_period(conn, billed.seq, charge.id, filter, next.from, &start)?;
-                    start
+                    start.running
                 }
             };
             if start.units.is_zero() && start.billed_cents == 0 {

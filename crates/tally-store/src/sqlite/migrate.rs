@@ -115,6 +115,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "advance_peak",
         include_str!("../../migrations/sqlite/0020_advance_peak.sql"),
     ),
+    (
+        21,
+        "lifecycle_indexes",
+        include_str!("../../migrations/sqlite/0021_lifecycle_indexes.sql"),
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it: data only

@@ -142,6 +142,18 @@ pub struct Charge {
     pub taxes: Vec<crate::tax::Tax>,
 }
 
+impl Charge {
+    /// Whether pricing it needs each event's value (a percentage charge with per-event terms, on the
+    /// charge or one of its filters), not only the period's aggregate.
+    pub fn needs_event_values(&self) -> bool {
+        self.terms.model.needs_event_values()
+            || self
+                .filters
+                .iter()
+                .any(|(_, filter)| filter.model.needs_event_values())
+    }
+}
+
 /// A charge's own fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChargeTerms {

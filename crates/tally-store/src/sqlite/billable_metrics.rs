@@ -164,21 +164,32 @@ pub(super) fn reading(
     Ok(rows)
 }
 
-/// The live metrics reading `event_type` that keep their events' values for percentage charges
-/// (`keeps_event_values`; unique counts keep theirs regardless).
-pub(super) fn keeping_values(
+/// Metrics by compact id with their definitions, as ingest reads them.
+pub(super) type Readers = Vec<(i64, MetricDefinition)>;
+
+/// The live metrics reading `event_type` (as [`reading`]) and, of them, those that keep their
+/// events' values for percentage charges (`keeps_event_values`; unique counts keep theirs
+/// regardless), in one query: what ingest and rollup rebuilds need per event code.
+pub(super) fn reading_and_keeping(
     conn: &Connection,
     org: i64,
     event_type: &str,
-) -> StoreResult<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq FROM billable_metrics
-         WHERE org = ?1 AND event_type = ?2 AND deleted_at IS NULL AND keeps_event_values = 1",
-    )?;
-    let seqs = stmt
-        .query_map(params![org, event_type], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(seqs)
+) -> StoreResult<(Readers, Vec<i64>)> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, keeps_event_values FROM billable_metrics
+         WHERE org = ?1 AND event_type = ?2 AND deleted_at IS NULL ORDER BY seq"
+    ))?;
+    let rows = stmt
+        .query_map(params![org, event_type], |row| {
+            let (seq, metric) = from_row(row)?;
+            Ok((seq, metric.definition, row.get::<_, bool>(16)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let keeping = rows.iter().filter(|r| r.2).map(|r| r.0).collect();
+    Ok((
+        rows.into_iter().map(|(seq, d, _)| (seq, d)).collect(),
+        keeping,
+    ))
 }
 
 /// Whether a metric's events' values are kept (`event_values`): unique counts always, others once a

@@ -304,12 +304,7 @@ fn price_charge(
         initial,
     )
     .map_err(overflow)?;
-    let values = if charge.terms.model.needs_event_values()
-        || charge
-            .filters
-            .iter()
-            .any(|(_, f)| f.model.needs_event_values())
-    {
+    let values = if charge.needs_event_values() {
         bucket_event_values(
             conn, billed, metric_seq, charge, definition, &buckets, events,
         )?
@@ -1397,7 +1392,7 @@ fn price_all(
         Decimal::ZERO,
     )
     .map_err(overflow)?;
-    let values = if charge.terms.model.needs_event_values() {
+    let values = if charge.needs_event_values() {
         bucket_event_values(
             conn, billed, metric_seq, charge, definition, &buckets, events,
         )?

@@ -186,11 +186,9 @@ pub(super) fn record(
         }
         let code = event.code.as_str();
         if !metrics.contains_key(code) {
-            metrics.insert(code.to_owned(), billable_metrics::reading(conn, org, code)?);
-            keeping.insert(
-                code.to_owned(),
-                billable_metrics::keeping_values(conn, org, code)?,
-            );
+            let (reading, keeps) = billable_metrics::reading_and_keeping(conn, org, code)?;
+            metrics.insert(code.to_owned(), reading);
+            keeping.insert(code.to_owned(), keeps);
         }
         let subscription = event.external_subscription_id.as_ref().map(|s| s.as_str());
         let Assessment {

@@ -441,12 +441,7 @@ fn write_charges(
 fn keep_event_values(conn: &Connection, org: i64, plan: i64) -> StoreResult<()> {
     let mut codes: Vec<String> = Vec::new();
     for charge in charges_of(conn, plan)? {
-        let needs = charge.terms.model.needs_event_values()
-            || charge
-                .filters
-                .iter()
-                .any(|(_, f)| f.model.needs_event_values());
-        if !needs {
+        if !charge.needs_event_values() {
             continue;
         }
         let flagged = conn.execute(
@@ -482,12 +477,7 @@ pub(super) fn backfill_event_values(conn: &Connection) -> StoreResult<()> {
     };
     for (_, plan) in &plans {
         for charge in charges_of(conn, *plan)? {
-            if charge.terms.model.needs_event_values()
-                || charge
-                    .filters
-                    .iter()
-                    .any(|(_, f)| f.model.needs_event_values())
-            {
+            if charge.needs_event_values() {
                 conn.execute(
                     "UPDATE billable_metrics SET keeps_event_values = 1 WHERE id = ?1",
                     [charge.metric_id.0.to_string()],

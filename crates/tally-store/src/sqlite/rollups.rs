@@ -327,8 +327,7 @@ pub(super) fn rebuild_event_type(
     org: i64,
     event_type: &str,
 ) -> StoreResult<u64> {
-    let metrics = billable_metrics::reading(conn, org, event_type)?;
-    let keeping = billable_metrics::keeping_values(conn, org, event_type)?;
+    let (metrics, keeping) = billable_metrics::reading_and_keeping(conn, org, event_type)?;
     for (seq, _) in &metrics {
         conn.execute(
             "DELETE FROM rollups WHERE org = ?1 AND metric = ?2",

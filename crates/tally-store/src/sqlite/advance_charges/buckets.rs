@@ -244,38 +244,7 @@ pub(in super::super) fn carried_start(
         filter,
         period_from,
     };
-    let found: Option<(String, String, i64)> = conn
-        .prepare_cached(
-            "SELECT carried_units, carried_billed, carried_cents FROM advance_usage
-             WHERE subscription = ?1 AND charge = ?2 AND charge_filter = ?3 AND period_from = ?4",
-        )?
-        .query_row(
-            params![
-                key.subscription,
-                key.charge.0.to_string(),
-                key.filter_text(),
-                key.period_from.micros()
-            ],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?;
-    let decimal = |text: &str| -> StoreResult<Decimal> {
-        text.parse()
-            .map_err(|_| StoreError::Database(format!("advance_usage: not a decimal: {text}")))
-    };
-    found
-        .map(|(units, billed, cents)| {
-            let units = decimal(&units)?;
-            Ok(Running {
-                units,
-                events_count: 0,
-                billed: decimal(&billed)?,
-                billed_cents: cents,
-                free_value_used: Decimal::ZERO,
-                peak_units: units,
-            })
-        })
-        .transpose()
+    Ok(stored(conn, &key)?.map(|(_, start)| start))
 }
 
 /// Writes the row a bucket starts a period with (the carried units), unless it has one.
@@ -316,8 +285,15 @@ fn keep_values(conn: &Connection, key: &BucketKey, values: &[String]) -> StoreRe
 }
 
 fn running(conn: &Connection, key: &BucketKey) -> StoreResult<Option<Running>> {
+    Ok(stored(conn, key)?.map(|(now, _)| now))
+}
+
+/// A bucket's row: its running usage, and where it started the period (the carried units).
+fn stored(conn: &Connection, key: &BucketKey) -> StoreResult<Option<(Running, Running)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT units, events_count, billed, billed_cents, free_value_used, peak_units FROM advance_usage
+        "SELECT units, events_count, billed, billed_cents, free_value_used, peak_units,
+            carried_units, carried_billed, carried_cents
+         FROM advance_usage
          WHERE subscription = ?1 AND charge = ?2 AND charge_filter = ?3 AND period_from = ?4",
     )?;
     let found = stmt
@@ -339,14 +315,24 @@ fn running(conn: &Connection, key: &BucketKey) -> StoreResult<Option<Running>> {
                         )
                     })
                 };
-                Ok(Running {
+                let now = Running {
                     units: decimal(0)?,
                     events_count: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
                     billed: decimal(2)?,
                     billed_cents: row.get(3)?,
                     free_value_used: decimal(4)?,
                     peak_units: decimal(5)?,
-                })
+                };
+                let carried = decimal(6)?;
+                let start = Running {
+                    units: carried,
+                    events_count: 0,
+                    billed: decimal(7)?,
+                    billed_cents: row.get(8)?,
+                    free_value_used: Decimal::ZERO,
+                    peak_units: carried,
+                };
+                Ok((now, start))
             },
         )
         .optional()?;
